@@ -1,0 +1,34 @@
+# `make run` and `make test` do all set-up on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+NP ?= 2
+MPI_EXTRA ?= mpich
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_OUT ?= results/default
+
+.PHONY: run test lint venv clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(MPI_EXTRA)$(if $(MPI_EXTRA),$(comma))test]"
+	touch $@
+
+comma := ,
+
+run: $(STAMP)
+	$(BIN)/mpiexec -n $(NP) $(BIN)/mpidrl run configs/default.toml --out $(RUN_OUT).h5 --overwrite
+	$(BIN)/mpidrl plot $(RUN_OUT).h5 -o $(RUN_OUT).png --title "ES on CartPole-v1 (configs/default.toml)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check mpidrl tests analysis benchmarks
+	$(BIN)/ruff format --check mpidrl tests analysis benchmarks
+
+clean:
+	rm -rf $(VENV) results build *.egg-info

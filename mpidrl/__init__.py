@@ -1,0 +1,3 @@
+"""mpidrl: communication-efficient distributed reinforcement learning on MPI."""
+
+__version__ = "0.1.0"

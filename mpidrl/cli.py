@@ -1,0 +1,180 @@
+"""The ``mpidrl`` command: run, validate, info, summary, plot.
+
+``mpiexec -n 4 mpidrl run CONFIG.toml`` runs an experiment on four ranks; without mpiexec it runs in one
+process. Every input problem is one line on stderr and exit status 2, before any work starts and
+without leaving a file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from mpidrl import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+class InputError(Exception):
+    """Bad input: reported as one line, exit status 2."""
+
+
+def _config(args: argparse.Namespace):
+    from mpidrl import algorithms, timing
+    from mpidrl.config import ConfigError, load
+
+    try:
+        cfg = load(args.config, args.set or [])
+        env_spec = algorithms.check(cfg)
+        timing.check(cfg.time, cfg.agents.n)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    return cfg, env_spec
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Refuse an output path that exists (without --overwrite) or cannot be written."""
+    if path.exists() and not overwrite:
+        raise InputError(f"run.out: {path} exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise InputError(f"run.out: {path} is a directory")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"run.out: cannot create directory {parent} ({exc.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"run.out: directory {parent} is not writable")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg, spec = _config(args)
+    print(f"{args.config}: valid ({cfg.algo.name} on {cfg.env.id}, {cfg.agents.n} agents, "
+          f"{cfg.run.trials} x {cfg.run.rounds} rounds)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mpidrl.comm import Runtime
+
+    rt = Runtime()
+    outcome = None
+    if rt.is_root:
+        try:
+            cfg, _ = _config(args)
+            out = Path(args.out or cfg.run.out)
+            check_output(out, args.overwrite)
+            outcome = ("ok", cfg.to_dict(), str(out))
+        except InputError as exc:
+            outcome = ("error", str(exc), "")
+    status, payload, out = rt.share(outcome)
+    if status == "error":
+        if rt.is_root:
+            print(f"mpidrl: error: {payload}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from mpidrl import algorithms
+    from mpidrl.config import from_dict
+    from mpidrl.run import execute
+
+    try:
+        cfg = from_dict(payload)
+        execute(cfg, algorithms.check(cfg), out, rt)
+    except BaseException:  # any failure on any rank ends the whole job, not just this rank
+        sys.stderr.write(f"mpidrl: rank {rt.rank}/{rt.size} failed:\n{traceback.format_exc()}")
+        if rt.size > 1:
+            rt.abort(1)
+        return 1
+    if rt.is_root:
+        from mpidrl.plots import summary_table
+        from mpidrl.store import read_run
+
+        print(summary_table([read_run(out)]))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import numpy
+
+    from mpidrl.comm import Runtime, library_version, mpi4py_version
+
+    rt = Runtime()
+    if rt.is_root:
+        print(f"mpidrl {__version__}\nPython {platform.python_version()}\nnumpy {numpy.__version__}\n"
+              f"mpi4py {mpi4py_version()}\nMPI library: {library_version()}\nworld size: {rt.size}")
+    return 0
+
+
+def _runs(paths: list[str]):
+    from mpidrl.store import RunFileError, read_run
+
+    try:
+        return [read_run(p) for p in paths]
+    except RunFileError as exc:
+        raise InputError(str(exc)) from None
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from mpidrl.plots import summary_table
+
+    print(summary_table(_runs(args.runs)))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from mpidrl.plots import plot_runs
+
+    runs = _runs(args.runs)
+    out = plot_runs(runs, args.output, x=args.x, title=args.title)
+    print(f"wrote {out}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mpidrl", description="Communication-efficient distributed RL on MPI.")
+    p.add_argument("--version", action="version", version=f"mpidrl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def config_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("config", help="TOML experiment config")
+        sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override a config value (TOML syntax; repeatable)")
+
+    sp = sub.add_parser("run", help="run an experiment (under mpiexec for several ranks)")
+    config_args(sp)
+    sp.add_argument("--out", help="run file to write (default: run.out of the config)")
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing run file")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("validate", help="check a config without running it")
+    config_args(sp)
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("info", help="versions, MPI library and world size")
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("summary", help="table of final reward, messages, bytes and wall time")
+    sp.add_argument("runs", nargs="+", metavar="RUN.h5")
+    sp.set_defaults(func=cmd_summary)
+
+    sp = sub.add_parser("plot", help="reward, messages and bytes per agent with 10-90 %% bands")
+    sp.add_argument("runs", nargs="+", metavar="RUN.h5")
+    sp.add_argument("-o", "--output", required=True, metavar="FIG.png")
+    sp.add_argument("--x", choices=("round", "wall_time", "sim_time"), default="round", help="horizontal axis")
+    sp.add_argument("--title")
+    sp.set_defaults(func=cmd_plot)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"mpidrl: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,177 @@
+"""The MPI runtime: the only module that imports mpi4py.
+
+Rank 0 is the learner; the n logical agents are split into contiguous blocks over all ranks (rank 0
+hosts a block too, so every core steps environments). A synchronous round is one downlink broadcast,
+each rank's agents acting, and one uplink gather of the optional messages. Arrays travel with buffer
+calls (``Ibcast``, ``Igatherv``); lowercase pickling calls carry only small control data (the config).
+
+Accounting is done where messages are sent: an agent's uplink message is counted by the rank that packs
+it (``nbytes`` of the array), the broadcast by rank 0 (``nbytes`` of the payload, once per receiving
+agent). Framing the simulation adds to share one collective among a block of agents (the per-agent
+statistics row that carries each message's length) is not an algorithm message and is not counted.
+
+Waiting is done on nonblocking requests polled with short, growing sleeps: a rank blocked inside MPI
+spins and takes a core from the ranks that still compute (on an oversubscribed laptop or a shared node).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from mpidrl.algorithms import AlgorithmSpec, Learner, Worker
+
+# Columns of the per-agent statistics row every rank sends each round; diagnostics follow.
+STAT_COLUMNS = ("reward", "return", "episodes", "steps", "uplink_messages", "uplink_bytes")
+_NBYTES = STAT_COLUMNS.index("uplink_bytes")
+
+
+def blocks(n: int, size: int) -> list[range]:
+    """Contiguous blocks of the n agents over ``size`` ranks, sizes differing by at most one."""
+    base, extra = divmod(n, size)
+    out, start = [], 0
+    for r in range(size):
+        stop = start + base + (1 if r < extra else 0)
+        out.append(range(start, stop))
+        start = stop
+    return out
+
+
+def library_version() -> str:
+    """First line of the MPI library's version string."""
+    return MPI.Get_library_version().strip().splitlines()[0]
+
+
+def mpi4py_version() -> str:
+    import mpi4py
+
+    return mpi4py.__version__
+
+
+class Runtime:
+    """A communicator with the round primitives mpidrl needs; ``comm=None`` means COMM_WORLD."""
+
+    def __init__(self, comm: Any = None, max_sleep: float = 1e-3):
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self.max_sleep = max_sleep
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def block(self, n: int) -> range:
+        """The logical agents this rank hosts."""
+        return blocks(n, self.size)[self.rank]
+
+    def wait(self, request: Any) -> None:
+        """Complete ``request`` without spinning a core: test, then sleep a little longer each time."""
+        delay = 1e-5
+        while not request.Test():
+            time.sleep(delay)
+            delay = min(2 * delay, self.max_sleep)
+
+    def share(self, obj: Any) -> Any:
+        """Broadcast small control data (a pickled object) from rank 0."""
+        if self.size == 1:
+            return obj
+        data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8) if self.is_root else None
+        return pickle.loads(self.broadcast(data, np.dtype(np.uint8)).tobytes())
+
+    def broadcast(self, payload: np.ndarray | None, dtype: np.dtype) -> np.ndarray:
+        """Broadcast a 1-D array from rank 0; other ranks learn its length from a one-integer header."""
+        if self.size == 1:
+            return np.ascontiguousarray(payload, dtype=dtype)
+        header = np.array([payload.size if self.is_root else 0], dtype=np.int64)
+        self.wait(self.comm.Ibcast(header, root=0))
+        buf = np.ascontiguousarray(payload, dtype=dtype) if self.is_root else np.empty(int(header[0]), dtype)
+        self.wait(self.comm.Ibcast(buf, root=0))
+        return buf
+
+    def gather_rows(self, rows: np.ndarray, n: int) -> np.ndarray | None:
+        """Gather each rank's float64 rows (one per hosted agent, in agent order) to rank 0."""
+        if self.size == 1:
+            return rows
+        width = rows.shape[1]
+        counts = [len(b) * width for b in blocks(n, self.size)]
+        out = np.empty((n, width)) if self.is_root else None
+        recv = [out, counts, np.cumsum([0, *counts[:-1]]), MPI.DOUBLE] if self.is_root else None
+        self.wait(self.comm.Igatherv(np.ascontiguousarray(rows), recv, root=0))
+        return out
+
+    def gather_bytes(self, data: np.ndarray, counts: Sequence[int] | None) -> np.ndarray | None:
+        """Gather each rank's uint8 buffer to rank 0, which passes the per-rank byte counts."""
+        if self.size == 1:
+            return data
+        out, recv = None, None
+        if self.is_root:
+            out = np.empty(int(sum(counts)), dtype=np.uint8)
+            recv = [out, list(counts), np.cumsum([0, *counts[:-1]]), MPI.BYTE]
+        self.wait(self.comm.Igatherv(data, recv, root=0))
+        return out
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            self.wait(self.comm.Ibarrier())
+
+    def abort(self, code: int = 1) -> None:
+        """End every rank of the job now (used when one rank fails)."""
+        sys.stderr.flush()
+        self.comm.Abort(code)
+
+
+@dataclass
+class RoundResult:
+    """What rank 0 knows after a synchronous round."""
+
+    stats: np.ndarray
+    """[n, len(STAT_COLUMNS) + diagnostics] per-agent statistics, in agent order"""
+    messages: list[tuple[int, np.ndarray]]
+    """(agent, payload) of every agent that sent, in agent order"""
+    downlink_bytes: int
+    """payload bytes each agent received in the round's broadcast"""
+
+
+def sync_round(rt: Runtime, spec: AlgorithmSpec, learner: Learner | None, worker: Worker, round: int,
+               n: int) -> RoundResult | None:
+    """One synchronous round: broadcast, act, gather. Returns the result on rank 0, None elsewhere."""
+    payload = rt.broadcast(learner.downlink() if rt.is_root else None, spec.downlink_dtype)
+    downlink_bytes = int(payload.nbytes)
+    worker.receive(payload)
+
+    width = len(STAT_COLUMNS) + len(spec.diagnostics)
+    rows = np.empty((len(worker.agents), width))
+    chunks = []
+    for j, agent in enumerate(worker.agents):
+        res = worker.act(round, agent)
+        nbytes, sent = 0, 0
+        if res.message is not None:
+            msg = np.ascontiguousarray(res.message, dtype=spec.uplink_dtype).reshape(-1)
+            chunks.append(msg.view(np.uint8))
+            nbytes, sent = msg.nbytes, 1
+        rows[j, : len(STAT_COLUMNS)] = (res.reward, res.ret, res.episodes, res.steps, sent, nbytes)
+        rows[j, len(STAT_COLUMNS):] = res.diagnostics
+
+    stats = rt.gather_rows(rows, n)
+    counts = None
+    if rt.is_root:
+        counts = [int(stats[b, _NBYTES].sum()) for b in blocks(n, rt.size)]
+    data = rt.gather_bytes(np.concatenate(chunks) if chunks else np.empty(0, np.uint8), counts)
+    if not rt.is_root:
+        return None
+
+    messages, pos = [], 0
+    for agent in range(n):
+        nbytes = int(stats[agent, _NBYTES])
+        if stats[agent, STAT_COLUMNS.index("uplink_messages")]:
+            messages.append((agent, data[pos : pos + nbytes].view(spec.uplink_dtype)))
+        pos += nbytes
+    return RoundResult(stats, messages, downlink_bytes)

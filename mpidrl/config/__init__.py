@@ -1,0 +1,241 @@
+"""Experiment configuration: TOML files, ``--set section.key=value`` overrides, full validation.
+
+A config has the sections ``run``, ``env``, ``agents``, ``algo``, ``policy``, ``optim`` and ``time``;
+each is a frozen dataclass with a documented default for every key. :func:`load` reads a file and
+applies overrides; every problem surfaces as one :class:`ConfigError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mpidrl.config.algos import ALGO_PARAMS, ESParams
+from mpidrl.config.schema import ConfigError, build, require, to_plain
+
+__all__ = ["Config", "ConfigError", "load", "from_dict", "parse_overrides", "ALGO_PARAMS"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How long and how often: trials, rounds, output."""
+
+    seed: int = 0
+    """seed of the experiment; fixes every random draw of every trial"""
+    trials: int = 1
+    """independent repetitions, each from a fresh policy (trial l uses keys (seed, l, ...))"""
+    rounds: int = 100
+    """synchronisations of the learner with its agents per trial"""
+    out: str = "results/run.h5"
+    """path of the HDF5 run file (``--out`` overrides it)"""
+    record_messages: bool = False
+    """also write one /messages row per message and the per-agent algorithm diagnostics"""
+    eval_every: int = 0
+    """evaluate the learner's unperturbed policy every this many rounds (0: never)"""
+    eval_episodes: int = 5
+    """episodes per evaluation"""
+    log_every: float = 5.0
+    """seconds between progress lines on rank 0"""
+
+    def check(self, key: str) -> None:
+        require(0 <= self.seed < 2**63, f"{key}.seed", f"must be in [0, 2^63), got {self.seed}")
+        require(self.trials >= 1, f"{key}.trials", f"must be >= 1, got {self.trials}")
+        require(self.rounds >= 1, f"{key}.rounds", f"must be >= 1, got {self.rounds}")
+        require(self.out != "", f"{key}.out", "must name a file")
+        require(self.eval_every >= 0, f"{key}.eval_every", f"must be >= 0, got {self.eval_every}")
+        require(self.eval_episodes >= 1, f"{key}.eval_episodes", "must be >= 1")
+        require(self.log_every > 0, f"{key}.log_every", f"must be > 0, got {self.log_every}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The environment every agent acts in."""
+
+    id: str = "CartPole-v1"
+    """Gymnasium id (CartPole-v1, Ant-v5, ...) or one of mpidrl's grid worlds"""
+    kwargs: dict = field(default_factory=dict)
+    """keyword arguments passed to ``gymnasium.make``"""
+    max_steps: int = 0
+    """step cap per episode (0: the environment's own limit)"""
+    gamma: float = 1.0
+    """discount factor of the reward metric and of the algorithms"""
+    variation: str = "none"
+    """per-agent change of the environment for heterogeneous runs ("none": all agents share one)"""
+
+    def check(self, key: str) -> None:
+        require(self.id != "", f"{key}.id", "must name an environment")
+        require(self.max_steps >= 0, f"{key}.max_steps", f"must be >= 0, got {self.max_steps}")
+        require(0.0 <= self.gamma <= 1.0, f"{key}.gamma", f"must be in [0, 1], got {self.gamma}")
+
+
+@dataclass(frozen=True)
+class AgentsConfig:
+    """The logical agents, spread in blocks over the MPI ranks."""
+
+    n: int = 1
+    """number of logical agents"""
+
+    def check(self, key: str) -> None:
+        require(self.n >= 1, f"{key}.n", f"must be >= 1, got {self.n}")
+        require(self.n <= 1_000_000, f"{key}.n", f"must be <= 1000000, got {self.n}")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The parametric policy, a numpy function of one flat float64 vector."""
+
+    kind: Literal["mlp"] = "mlp"
+    """policy family (mlp: deterministic MLP; argmax for discrete actions, tanh-squashed for boxes)"""
+    hidden: tuple[int, ...] = (8, 8)
+    """hidden layer sizes"""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """hidden activation"""
+
+    def check(self, key: str) -> None:
+        for i, h in enumerate(self.hidden):
+            require(h >= 1, f"{key}.hidden[{i}]", f"must be >= 1, got {h}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The learner's optimizer, stepping on ``-g + l2 * theta``."""
+
+    name: Literal["adam", "sgd"] = "adam"
+    """adam, or sgd with (heavy-ball) momentum"""
+    lr: float = 0.01
+    """learning rate"""
+    l2: float = 0.0
+    """L2 regularisation coefficient"""
+    momentum: float = 0.9
+    """sgd momentum"""
+    beta1: float = 0.9
+    """adam first-moment decay"""
+    beta2: float = 0.999
+    """adam second-moment decay"""
+    eps: float = 1e-8
+    """adam denominator offset"""
+
+    def check(self, key: str) -> None:
+        require(self.lr > 0, f"{key}.lr", f"must be > 0, got {self.lr}")
+        require(self.l2 >= 0, f"{key}.l2", f"must be >= 0, got {self.l2}")
+        require(0 <= self.momentum < 1, f"{key}.momentum", f"must be in [0, 1), got {self.momentum}")
+        require(0 <= self.beta1 < 1, f"{key}.beta1", f"must be in [0, 1), got {self.beta1}")
+        require(0 <= self.beta2 < 1, f"{key}.beta2", f"must be in [0, 1), got {self.beta2}")
+        require(self.eps > 0, f"{key}.eps", f"must be > 0, got {self.eps}")
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """The clock: real wall-clock, or a simulated clock driven by per-agent times."""
+
+    mode: Literal["real", "simulated"] = "real"
+    """real: wall-clock seconds; simulated: a virtual clock from h and kappa"""
+    h: float | tuple[float, ...] | str = 1.0
+    """seconds for agent i to compute one gradient: a number, a list of n numbers, or a formula of i"""
+    kappa: float | tuple[float, ...] | str = 0.0
+    """seconds for agent i to take part in one communication (same forms as h)"""
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunConfig,
+    "env": EnvConfig,
+    "agents": AgentsConfig,
+    "policy": PolicyConfig,
+    "optim": OptimConfig,
+    "time": TimeConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment: every section, validated."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
+    algo: Any = field(default_factory=ESParams)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    time: TimeConfig = field(default_factory=TimeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data."""
+        return to_plain(self)
+
+    def to_json(self) -> str:
+        """The resolved config as canonical JSON (stored in every run file)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def from_dict(data: Mapping[str, Any]) -> Config:
+    """Validate plain data (as read from TOML) into a :class:`Config`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config: expected a table, got {data!r}")
+    allowed = list(SECTIONS) + ["algo"]
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section; allowed sections are {', '.join(allowed)}")
+    sections = {name: build(cls, data.get(name, {}), name) for name, cls in SECTIONS.items()}
+    algo_data = data.get("algo", {})
+    if not isinstance(algo_data, Mapping):
+        raise ConfigError(f"algo: expected a table, got {algo_data!r}")
+    name = algo_data.get("name", "es")
+    if name not in ALGO_PARAMS:
+        raise ConfigError(f"algo.name: unknown algorithm {name!r}; allowed: {', '.join(ALGO_PARAMS)}")
+    algo = build(ALGO_PARAMS[name], algo_data, "algo")
+    check_across = getattr(algo, "check_with", None)
+    if check_across is not None:
+        check_across("algo", sections)
+    return Config(algo=algo, **sections)
+
+
+def parse_overrides(pairs: Iterable[str]) -> list[tuple[list[str], Any]]:
+    """Parse ``section.key=value`` strings; the value is read as a TOML value, else as a string."""
+    parsed = []
+    for pair in pairs:
+        path, sep, raw = pair.partition("=")
+        keys = path.strip().split(".")
+        if not sep or len(keys) < 2 or not all(keys):
+            raise ConfigError(f"--set {pair!r}: expected section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        parsed.append((keys, value))
+    return parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with ``--set`` overrides applied (nested keys create tables)."""
+    data = json.loads(json.dumps(data))  # deep copy of plain TOML data
+    for keys, value in parse_overrides(overrides):
+        node = data
+        for depth, k in enumerate(keys[:-1]):
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(keys[: depth + 1])}: is a value, not a table")
+        node[keys[-1]] = value
+    return data
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, turning every failure into a one-line ConfigError."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def load(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
+    """Load a config file (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    data = read_toml(path) if path is not None else {}
+    return from_dict(apply_overrides(data, overrides))

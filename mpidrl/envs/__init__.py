@@ -1,0 +1,117 @@
+"""Environments: factories for Gymnasium ids, per-agent variation, episode roll-outs.
+
+Agents never share an environment object; each logical agent gets its own instance from
+:func:`make_env`, and every episode is reset with a seed derived from the agent's coordinates so that
+what an agent sees does not depend on the rank that hosts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from mpidrl.config import ConfigError, EnvConfig
+
+VARIATIONS = ("none",)
+"""Names accepted by ``[env] variation``."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What a policy needs to know of an environment: observation and action shapes."""
+
+    obs_dim: int
+    """length of the flat observation vector given to policies"""
+    discrete_obs: int
+    """number of states if observations are discrete (one-hot encoded for MLPs), else 0"""
+    n_actions: int
+    """number of discrete actions, 0 for continuous"""
+    act_dim: int
+    """length of the continuous action vector, 0 for discrete"""
+    act_low: np.ndarray | None = None
+    """lower bounds of a continuous action"""
+    act_high: np.ndarray | None = None
+    """upper bounds of a continuous action"""
+
+    @property
+    def discrete_actions(self) -> bool:
+        return self.n_actions > 0
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise ConfigError unless ``env_id`` is a registered Gymnasium environment."""
+    if env_id not in gym.registry:
+        close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"env.id: unknown environment {env_id!r}{hint}")
+
+
+def make_env(cfg: EnvConfig, agent: int = 0) -> gym.Env:
+    """A fresh environment instance for logical agent ``agent``."""
+    check_env_id(cfg.id)
+    if cfg.variation not in VARIATIONS:
+        raise ConfigError(f"env.variation: unknown {cfg.variation!r}; allowed: {', '.join(VARIATIONS)}")
+    kwargs = dict(cfg.kwargs)
+    if cfg.max_steps > 0:
+        kwargs["max_episode_steps"] = cfg.max_steps
+    try:
+        return gym.make(cfg.id, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"env.kwargs: {cfg.id} does not accept them ({exc})") from None
+
+
+def spec_of(env: gym.Env) -> EnvSpec:
+    """The :class:`EnvSpec` of an environment; refuses spaces policies cannot handle."""
+    obs, act = env.observation_space, env.action_space
+    if isinstance(obs, gym.spaces.Discrete):
+        obs_dim, discrete_obs = int(obs.n), int(obs.n)
+    elif isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1:
+        obs_dim, discrete_obs = int(obs.shape[0]), 0
+    else:
+        raise ConfigError(f"env.id: observation space {obs} is not supported (Discrete or flat Box)")
+    if isinstance(act, gym.spaces.Discrete):
+        return EnvSpec(obs_dim, discrete_obs, int(act.n), 0)
+    if isinstance(act, gym.spaces.Box) and len(act.shape) == 1:
+        return EnvSpec(obs_dim, discrete_obs, 0, int(act.shape[0]), act.low.astype(float), act.high.astype(float))
+    raise ConfigError(f"env.id: action space {act} is not supported (Discrete or flat Box)")
+
+
+def observation_encoder(spec: EnvSpec) -> Callable[[object], np.ndarray]:
+    """A function mapping raw observations to flat float64 vectors (one-hot for discrete states)."""
+    if spec.discrete_obs:
+        eye = np.eye(spec.discrete_obs)
+        return lambda obs: eye[int(obs)]
+    return lambda obs: np.asarray(obs, dtype=np.float64)
+
+
+@dataclass
+class Episode:
+    """Outcome of one episode."""
+
+    discounted: float
+    """sum_t gamma^t r_t"""
+    undiscounted: float
+    """sum_t r_t"""
+    steps: int
+    """environment steps taken"""
+
+
+def rollout(env: gym.Env, act: Callable[[np.ndarray], object], encode: Callable[[object], np.ndarray],
+            gamma: float, seed: int) -> Episode:
+    """Run one episode from ``env.reset(seed=seed)`` until termination or truncation."""
+    obs, _ = env.reset(seed=seed)
+    discounted = undiscounted = 0.0
+    discount = 1.0
+    steps = 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(act(encode(obs)))
+        reward = float(reward)
+        discounted += discount * reward
+        undiscounted += reward
+        discount *= gamma
+        steps += 1
+        if terminated or truncated:
+            return Episode(discounted, undiscounted, steps)

@@ -1,0 +1,85 @@
+"""A multilayer perceptron whose weights are views into one flat float64 vector.
+
+Layout of theta: for each layer in order, the weight matrix ``W`` (fan_in x fan_out, row-major) then the
+bias ``b`` (fan_out). The deterministic action is the argmax of the outputs for discrete actions and
+``low + (tanh(out) + 1) / 2 * (high - low)`` for boxes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mpidrl.config import PolicyConfig
+from mpidrl.envs import EnvSpec
+
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+}
+
+
+class MLP:
+    """Deterministic MLP policy for an environment of spec ``spec``."""
+
+    def __init__(self, spec: EnvSpec, hidden: tuple[int, ...] = (8, 8), activation: str = "tanh"):
+        out = spec.n_actions if spec.discrete_actions else spec.act_dim
+        self.spec = spec
+        self.sizes = (spec.obs_dim, *hidden, out)
+        self.activation = _ACTIVATIONS[activation]
+        self.shapes = list(zip(self.sizes[:-1], self.sizes[1:]))
+        self.size = sum(i * o + o for i, o in self.shapes)
+        """number of parameters d"""
+        if not spec.discrete_actions:
+            self._low = spec.act_low
+            self._half_range = (spec.act_high - spec.act_low) / 2.0
+
+    def layers(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W, b) views into ``theta`` for each layer."""
+        if theta.shape != (self.size,):
+            raise ValueError(f"theta has shape {theta.shape}, the policy needs ({self.size},)")
+        out, pos = [], 0
+        for fan_in, fan_out in self.shapes:
+            w = theta[pos : pos + fan_in * fan_out].reshape(fan_in, fan_out)
+            pos += fan_in * fan_out
+            out.append((w, theta[pos : pos + fan_out]))
+            pos += fan_out
+        return out
+
+    def init(self, rng: np.random.Generator) -> np.ndarray:
+        """Initial parameters: W ~ N(0, 1/fan_in), b = 0."""
+        theta = np.zeros(self.size)
+        for w, _ in self.layers(theta):
+            w[...] = rng.standard_normal(w.shape) / np.sqrt(w.shape[0])
+        return theta
+
+    def forward(self, theta: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """Outputs (logits or pre-squash actions) for one observation or a batch of them."""
+        layers = self.layers(theta)
+        x = obs
+        for w, b in layers[:-1]:
+            x = self.activation(x @ w + b)
+        w, b = layers[-1]
+        return x @ w + b
+
+    def actor(self, theta: np.ndarray) -> Callable[[np.ndarray], object]:
+        """A function obs -> action for fixed parameters (layer views computed once)."""
+        layers = self.layers(theta)
+        hidden, (w_out, b_out) = layers[:-1], layers[-1]
+        act = self.activation
+
+        def features(x: np.ndarray) -> np.ndarray:
+            for w, b in hidden:
+                x = act(x @ w + b)
+            return x @ w_out + b_out
+
+        if self.spec.discrete_actions:
+            return lambda obs: int(np.argmax(features(obs)))
+        low, half = self._low, self._half_range
+        return lambda obs: low + (np.tanh(features(obs)) + 1.0) * half
+
+
+def make_policy(cfg: PolicyConfig, spec: EnvSpec) -> MLP:
+    """The policy named by ``[policy]`` for environment ``spec``."""
+    return MLP(spec, cfg.hidden, cfg.activation)
