@@ -52,8 +52,10 @@ def check_output(path: Path, overwrite: bool) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg, spec = _config(args)
-    print(f"{args.config}: valid ({cfg.algo.name} on {cfg.env.id}, {cfg.agents.n} agents, "
-          f"{cfg.run.trials} x {cfg.run.rounds} rounds)")
+    print(
+        f"{args.config}: valid ({cfg.algo.name} on {cfg.env.id}, {cfg.agents.n} agents, "
+        f"{cfg.run.trials} x {cfg.run.rounds} rounds)"
+    )
     return 0
 
 
@@ -105,8 +107,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     rt = Runtime()
     if rt.is_root:
-        print(f"mpidrl {__version__}\nPython {platform.python_version()}\nnumpy {numpy.__version__}\n"
-              f"mpi4py {mpi4py_version()}\nMPI library: {library_version()}\nworld size: {rt.size}")
+        print(
+            f"mpidrl {__version__}\nPython {platform.python_version()}\nnumpy {numpy.__version__}\n"
+            f"mpi4py {mpi4py_version()}\nMPI library: {library_version()}\nworld size: {rt.size}"
+        )
     return 0
 
 
@@ -142,8 +146,12 @@ def parser() -> argparse.ArgumentParser:
 
     def config_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("config", help="TOML experiment config")
-        sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                        help="override a config value (TOML syntax; repeatable)")
+        sp.add_argument(
+            "--set",
+            action="append",
+            metavar="SECTION.KEY=VALUE",
+            help="override a config value (TOML syntax; repeatable)",
+        )
 
     sp = sub.add_parser("run", help="run an experiment (under mpiexec for several ranks)")
     config_args(sp)

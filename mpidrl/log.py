@@ -20,8 +20,15 @@ def fmt_seconds(s: float) -> str:
 class Progress:
     """Progress of a run of ``trials`` x ``rounds`` rounds, printed on rank 0 only."""
 
-    def __init__(self, rank: int, trials: int, rounds: int, every: float = 5.0, stream: TextIO | None = None,
-                 bar: bool | None = None):
+    def __init__(
+        self,
+        rank: int,
+        trials: int,
+        rounds: int,
+        every: float = 5.0,
+        stream: TextIO | None = None,
+        bar: bool | None = None,
+    ):
         self.enabled = rank == 0
         self.trials, self.rounds, self.every = trials, rounds, every
         self.stream = stream or sys.stderr
@@ -33,8 +40,9 @@ class Progress:
         if self.enabled:
             print(text, file=self.stream, flush=True)
 
-    def update(self, trial: int, round: int, reward: float, messages: float, up_bytes: float,
-               down_bytes: float) -> None:
+    def update(
+        self, trial: int, round: int, reward: float, messages: float, up_bytes: float, down_bytes: float
+    ) -> None:
         """Report round ``round`` (0-based) of trial ``trial`` with per-agent means of the round."""
         if not self.enabled:
             return
@@ -43,15 +51,21 @@ class Progress:
         total = self.trials * self.rounds
         last_of_trial = round + 1 == self.rounds
         elapsed = now - self.t0
-        text = (f"trial {trial + 1}/{self.trials} round {round + 1}/{self.rounds} reward {reward:9.3f} "
-                f"msgs/agent {messages:5.2f} up B/agent {up_bytes:8.0f} down B/agent {down_bytes:8.0f} "
-                f"elapsed {fmt_seconds(elapsed)}")
+        text = (
+            f"trial {trial + 1}/{self.trials} round {round + 1}/{self.rounds} reward {reward:9.3f} "
+            f"msgs/agent {messages:5.2f} up B/agent {up_bytes:8.0f} down B/agent {down_bytes:8.0f} "
+            f"elapsed {fmt_seconds(elapsed)}"
+        )
         if self.bar:
             width = 24
             filled = int(width * done / total)
             eta = elapsed / done * (total - done)
-            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {text} eta {fmt_seconds(eta)}",
-                  end="\n" if done == total else "", file=self.stream, flush=True)
+            print(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {text} eta {fmt_seconds(eta)}",
+                end="\n" if done == total else "",
+                file=self.stream,
+                flush=True,
+            )
         elif now - self.last >= self.every or last_of_trial:
             self.last = now
             print(text, file=self.stream, flush=True)

@@ -33,8 +33,11 @@ def band(per_trial: np.ndarray, lo: float = 10, hi: float = 90) -> tuple[np.ndar
     """Mean and the lo-hi percentile band across trials (axis 0) of a [T, R] array."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return (np.nanmean(per_trial, axis=0), np.nanpercentile(per_trial, lo, axis=0),
-                np.nanpercentile(per_trial, hi, axis=0))
+        return (
+            np.nanmean(per_trial, axis=0),
+            np.nanpercentile(per_trial, lo, axis=0),
+            np.nanpercentile(per_trial, hi, axis=0),
+        )
 
 
 def x_axis(run: Run, x: str) -> tuple[np.ndarray, str]:
@@ -100,8 +103,20 @@ def summary_row(run: Run) -> dict[str, object]:
 def summary_table(runs: Sequence[Run]) -> str:
     """A Markdown table of :func:`summary_row` for each run."""
     rows = [summary_row(r) for r in runs]
-    head = ["run", "algo", "env", "n", "trials", "rounds", "status", "final reward (last 10%)",
-            "msgs/agent/round", "up B/agent/round", "down B/agent/round", "wall s"]
+    head = [
+        "run",
+        "algo",
+        "env",
+        "n",
+        "trials",
+        "rounds",
+        "status",
+        "final reward (last 10%)",
+        "msgs/agent/round",
+        "up B/agent/round",
+        "down B/agent/round",
+        "wall s",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append(

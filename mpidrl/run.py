@@ -17,7 +17,8 @@ import numpy as np
 
 from mpidrl import __version__, rng, timing
 from mpidrl.algorithms import AlgorithmSpec, Context, Learner, lookup
-from mpidrl.comm import STAT_COLUMNS, RoundResult, Runtime, library_version, mpi4py_version, sync_round
+from mpidrl.comm import Runtime, library_version, mpi4py_version
+from mpidrl.comm.rounds import STAT_COLUMNS, RoundResult, sync_round
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec, make_env, observation_encoder, rollout
 from mpidrl.log import Progress
@@ -27,8 +28,9 @@ from mpidrl.store import MESSAGE_DTYPE, RunWriter
 def git_sha() -> str:
     """The commit of the source tree mpidrl runs from, if it is a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
@@ -50,7 +52,7 @@ def provenance(cfg: Config, rt: Runtime) -> dict[str, Any]:
         "n_agents": cfg.agents.n,
         "seed": cfg.run.seed,
         "git_sha": git_sha(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
         "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID", ""),
     }
@@ -87,8 +89,13 @@ def message_rows(res: RoundResult, spec: AlgorithmSpec, trial: int, round: int, 
     up["agent"] = [a for a, _ in res.messages]
     up["direction"], up["kind"] = 0, spec.uplink_kind
     up["nbytes"] = [m.nbytes for _, m in res.messages]
-    down = rows[len(res.messages):]
-    down["agent"], down["direction"], down["kind"], down["nbytes"] = np.arange(n), 1, spec.downlink_kind, res.downlink_bytes
+    down = rows[len(res.messages) :]
+    down["agent"], down["direction"], down["kind"], down["nbytes"] = (
+        np.arange(n),
+        1,
+        spec.downlink_kind,
+        res.downlink_bytes,
+    )
     return rows
 
 
@@ -100,8 +107,10 @@ def execute(cfg: Config, env_spec: EnvSpec, out: str | Path, rt: Runtime, progre
     writer = None
     if rt.is_root:
         writer = RunWriter(out, provenance(cfg, rt), cfg.run.trials, n, spec.diagnostics, cfg.run.record_messages)
-        progress.info(f"mpidrl {__version__}: {cfg.algo.name} on {cfg.env.id}, {n} agents on {rt.size} "
-                      f"rank(s), {cfg.run.trials} trial(s) x {rounds} rounds -> {out}")
+        progress.info(
+            f"mpidrl {__version__}: {cfg.algo.name} on {cfg.env.id}, {n} agents on {rt.size} "
+            f"rank(s), {cfg.run.trials} trial(s) x {rounds} rounds -> {out}"
+        )
     try:
         for trial in range(cfg.run.trials):
             run_trial(cfg, env_spec, spec, trial, rt, writer, progress)
@@ -113,8 +122,15 @@ def execute(cfg: Config, env_spec: EnvSpec, out: str | Path, rt: Runtime, progre
         writer.close("complete")
 
 
-def run_trial(cfg: Config, env_spec: EnvSpec, spec: AlgorithmSpec, trial: int, rt: Runtime,
-              writer: RunWriter | None, progress: Progress) -> None:
+def run_trial(
+    cfg: Config,
+    env_spec: EnvSpec,
+    spec: AlgorithmSpec,
+    trial: int,
+    rt: Runtime,
+    writer: RunWriter | None,
+    progress: Progress,
+) -> None:
     """All rounds of one trial."""
     n = cfg.agents.n
     ctx = Context(cfg, trial, env_spec)
@@ -136,7 +152,13 @@ def run_trial(cfg: Config, env_spec: EnvSpec, spec: AlgorithmSpec, trial: int, r
         if cfg.run.record_messages:
             t = values["sim_time"] if sim else values["wall_time"]
             writer.log_messages(message_rows(res, spec, trial, r, t))
-        progress.update(trial, r, float(np.nanmean(values["reward"])), float(values["uplink_messages"].mean()),
-                        float(values["uplink_bytes"].mean()), float(res.downlink_bytes))
+        progress.update(
+            trial,
+            r,
+            float(np.nanmean(values["reward"])),
+            float(values["uplink_messages"].mean()),
+            float(values["uplink_bytes"].mean()),
+            float(res.downlink_bytes),
+        )
     if writer is not None:
         writer.end_trial(trial)

@@ -48,15 +48,17 @@ PER_ROUND = {
 
 DIRECTIONS = ("uplink", "downlink")
 
-MESSAGE_DTYPE = np.dtype([
-    ("trial", np.int32),
-    ("round", np.int32),
-    ("agent", np.int32),
-    ("direction", h5py.enum_dtype({d: i for i, d in enumerate(DIRECTIONS)}, basetype=np.uint8)),
-    ("kind", "S16"),
-    ("nbytes", np.int64),
-    ("time", np.float64),
-])
+MESSAGE_DTYPE = np.dtype(
+    [
+        ("trial", np.int32),
+        ("round", np.int32),
+        ("agent", np.int32),
+        ("direction", h5py.enum_dtype({d: i for i, d in enumerate(DIRECTIONS)}, basetype=np.uint8)),
+        ("kind", "S16"),
+        ("nbytes", np.int64),
+        ("time", np.float64),
+    ]
+)
 """One row of /messages."""
 
 STATUSES = ("running", "complete", "failed", "interrupted")
@@ -77,8 +79,15 @@ def _chunk_rounds(n: int) -> int:
 class RunWriter:
     """Creates a run file and appends rounds to it."""
 
-    def __init__(self, path: str | Path, attrs: Mapping[str, Any], trials: int, n: int,
-                 diagnostics: Sequence[str] = (), record_messages: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        attrs: Mapping[str, Any],
+        trials: int,
+        n: int,
+        diagnostics: Sequence[str] = (),
+        record_messages: bool = False,
+    ):
         self.path = Path(path)
         self.file = h5py.File(self.path, "w")
         self.trials, self.n = trials, n
@@ -91,22 +100,41 @@ class RunWriter:
         rows = _chunk_rounds(n)
         metrics = self.file.create_group("metrics")
         for name, dtype in PER_AGENT.items():
-            metrics.create_dataset(name, shape=(trials, 0, n), maxshape=(trials, None, n), dtype=dtype,
-                                   chunks=(1, rows, n), fillvalue=_fill(dtype))
+            metrics.create_dataset(
+                name,
+                shape=(trials, 0, n),
+                maxshape=(trials, None, n),
+                dtype=dtype,
+                chunks=(1, rows, n),
+                fillvalue=_fill(dtype),
+            )
         for name, dtype in PER_ROUND.items():
-            metrics.create_dataset(name, shape=(trials, 0), maxshape=(trials, None), dtype=dtype,
-                                   chunks=(1, 256), fillvalue=_fill(dtype))
+            metrics.create_dataset(
+                name, shape=(trials, 0), maxshape=(trials, None), dtype=dtype, chunks=(1, 256), fillvalue=_fill(dtype)
+            )
         self.diagnostics = tuple(diagnostics) if record_messages else ()
         if self.diagnostics:
             group = self.file.create_group("diagnostics")
             for name in self.diagnostics:
-                group.create_dataset(name, shape=(trials, 0, n), maxshape=(trials, None, n), dtype=np.float64,
-                                     chunks=(1, rows, n), fillvalue=np.nan)
+                group.create_dataset(
+                    name,
+                    shape=(trials, 0, n),
+                    maxshape=(trials, None, n),
+                    dtype=np.float64,
+                    chunks=(1, rows, n),
+                    fillvalue=np.nan,
+                )
         self.messages = None
         if record_messages:
-            self.messages = self.file.create_dataset("messages", shape=(0,), maxshape=(None,),
-                                                     dtype=MESSAGE_DTYPE, chunks=(4096,), compression="gzip",
-                                                     shuffle=True)
+            self.messages = self.file.create_dataset(
+                "messages",
+                shape=(0,),
+                maxshape=(None,),
+                dtype=MESSAGE_DTYPE,
+                chunks=(4096,),
+                compression="gzip",
+                shuffle=True,
+            )
         self.file.flush()
 
     def write_round(self, trial: int, round: int, values: Mapping[str, Any]) -> None:

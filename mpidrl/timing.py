@@ -21,8 +21,22 @@ import numpy as np
 from mpidrl.config import ConfigError, TimeConfig
 
 _FUNCTIONS = {"sqrt": math.sqrt, "log": math.log, "exp": math.exp, "min": min, "max": max, "abs": abs}
-_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.IfExp, ast.BoolOp, ast.boolop, ast.Name, ast.Load, ast.Constant,
-          ast.operator, ast.unaryop, ast.cmpop)
+_NODES = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.Call,
+    ast.IfExp,
+    ast.BoolOp,
+    ast.boolop,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.operator,
+    ast.unaryop,
+    ast.cmpop,
+)
 
 
 def _evaluate(formula: str, key: str, n: int) -> np.ndarray:
@@ -32,14 +46,15 @@ def _evaluate(formula: str, key: str, n: int) -> np.ndarray:
         raise ConfigError(f"{key}: cannot parse formula {formula!r}") from None
     for node in ast.walk(tree):
         if not isinstance(node, _NODES):
-            raise ConfigError(f"{key}: formula {formula!r} may only use numbers, i, n, arithmetic, "
-                              f"comparisons and {', '.join(_FUNCTIONS)}")
+            raise ConfigError(
+                f"{key}: formula {formula!r} may only use numbers, i, n, arithmetic, "
+                f"comparisons and {', '.join(_FUNCTIONS)}"
+            )
         if isinstance(node, ast.Name) and node.id not in {"i", "n", *_FUNCTIONS}:
             raise ConfigError(f"{key}: unknown name {node.id!r} in {formula!r}; use i (1-based agent) and n")
     code = compile(tree, key, "eval")
     try:
-        values = [float(eval(code, {"__builtins__": {}}, {**_FUNCTIONS, "i": i, "n": n}))
-                  for i in range(1, n + 1)]
+        values = [float(eval(code, {"__builtins__": {}}, {**_FUNCTIONS, "i": i, "n": n})) for i in range(1, n + 1)]
     except (ValueError, ZeroDivisionError, OverflowError, TypeError) as exc:  # e.g. sqrt(-1)
         raise ConfigError(f"{key}: formula {formula!r} fails ({exc})") from None
     return np.array(values)

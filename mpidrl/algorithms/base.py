@@ -85,6 +85,8 @@ class Learner(abc.ABC):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state but was given {sorted(state)}")
 
 
 class Worker(abc.ABC):
@@ -108,6 +110,8 @@ class Worker(abc.ABC):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state but was given {sorted(state)}")
 
 
 @dataclass(frozen=True)

@@ -107,8 +107,13 @@ class ESWorker(Worker):
         eps = perturbation(self.ctx, round, agent, self.policy.size)
         actor = self.policy.actor(self.theta + cfg.algo.sigma * eps)
         episodes = [
-            rollout(self.envs[agent], actor, self.encode, cfg.env.gamma,
-                    rng.reset_seed(cfg.run.seed, self.ctx.trial, round, agent, e))
+            rollout(
+                self.envs[agent],
+                actor,
+                self.encode,
+                cfg.env.gamma,
+                rng.reset_seed(cfg.run.seed, self.ctx.trial, round, agent, e),
+            )
             for e in range(cfg.algo.episodes)
         ]
         f = float(np.mean([ep.discounted for ep in episodes]))

@@ -94,9 +94,7 @@ def build(cls: type, data: Mapping[str, Any], prefix: str, skip: tuple[str, ...]
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(data) - set(names) - set(skip))
     if unknown:
-        raise ConfigError(
-            f"{prefix}.{unknown[0]}: unknown key; allowed keys are {', '.join(names)}"
-        )
+        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; allowed keys are {', '.join(names)}")
     values = {name: coerce(data[name], hints[name], f"{prefix}.{name}") for name in names if name in data}
     obj = cls(**values)
     check = getattr(obj, "check", None)

@@ -99,8 +99,9 @@ class Episode:
     """environment steps taken"""
 
 
-def rollout(env: gym.Env, act: Callable[[np.ndarray], object], encode: Callable[[object], np.ndarray],
-            gamma: float, seed: int) -> Episode:
+def rollout(
+    env: gym.Env, act: Callable[[np.ndarray], object], encode: Callable[[object], np.ndarray], gamma: float, seed: int
+) -> Episode:
     """Run one episode from ``env.reset(seed=seed)`` until termination or truncation."""
     obs, _ = env.reset(seed=seed)
     discounted = undiscounted = 0.0

@@ -1,9 +1,11 @@
-"""The MPI runtime: the only module that imports mpi4py.
+"""The MPI runtime: the only package that imports mpi4py.
 
-Rank 0 is the learner; the n logical agents are split into contiguous blocks over all ranks (rank 0
-hosts a block too, so every core steps environments). A synchronous round is one downlink broadcast,
-each rank's agents acting, and one uplink gather of the optional messages. Arrays travel with buffer
-calls (``Ibcast``, ``Igatherv``); lowercase pickling calls carry only small control data (the config).
+This module holds the communicator wrapper and its primitives; :mod:`mpidrl.comm.rounds` runs the
+synchronous rounds of the learner-centric algorithms. Rank 0 is the learner; the n logical agents are
+split into contiguous blocks over all ranks (rank 0 hosts a block too, so every core steps
+environments). A synchronous round is one downlink broadcast, each rank's agents acting, and one
+uplink gather of the optional messages. Arrays travel with buffer calls (``Ibcast``, ``Igatherv``);
+small control data (the config) is pickled and sent as a byte buffer.
 
 Accounting is done where messages are sent: an agent's uplink message is counted by the rank that packs
 it (``nbytes`` of the array), the broadcast by rank 0 (``nbytes`` of the payload, once per receiving
@@ -20,17 +22,10 @@ import pickle
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from mpi4py import MPI
-
-from mpidrl.algorithms import AlgorithmSpec, Learner, Worker
-
-# Columns of the per-agent statistics row every rank sends each round; diagnostics follow.
-STAT_COLUMNS = ("reward", "return", "episodes", "steps", "uplink_messages", "uplink_bytes")
-_NBYTES = STAT_COLUMNS.index("uplink_bytes")
 
 
 def blocks(n: int, size: int) -> list[range]:
@@ -126,52 +121,3 @@ class Runtime:
         """End every rank of the job now (used when one rank fails)."""
         sys.stderr.flush()
         self.comm.Abort(code)
-
-
-@dataclass
-class RoundResult:
-    """What rank 0 knows after a synchronous round."""
-
-    stats: np.ndarray
-    """[n, len(STAT_COLUMNS) + diagnostics] per-agent statistics, in agent order"""
-    messages: list[tuple[int, np.ndarray]]
-    """(agent, payload) of every agent that sent, in agent order"""
-    downlink_bytes: int
-    """payload bytes each agent received in the round's broadcast"""
-
-
-def sync_round(rt: Runtime, spec: AlgorithmSpec, learner: Learner | None, worker: Worker, round: int,
-               n: int) -> RoundResult | None:
-    """One synchronous round: broadcast, act, gather. Returns the result on rank 0, None elsewhere."""
-    payload = rt.broadcast(learner.downlink() if rt.is_root else None, spec.downlink_dtype)
-    downlink_bytes = int(payload.nbytes)
-    worker.receive(payload)
-
-    width = len(STAT_COLUMNS) + len(spec.diagnostics)
-    rows = np.empty((len(worker.agents), width))
-    chunks = []
-    for j, agent in enumerate(worker.agents):
-        res = worker.act(round, agent)
-        nbytes, sent = 0, 0
-        if res.message is not None:
-            msg = np.ascontiguousarray(res.message, dtype=spec.uplink_dtype).reshape(-1)
-            chunks.append(msg.view(np.uint8))
-            nbytes, sent = msg.nbytes, 1
-        rows[j, : len(STAT_COLUMNS)] = (res.reward, res.ret, res.episodes, res.steps, sent, nbytes)
-        rows[j, len(STAT_COLUMNS):] = res.diagnostics
-
-    stats = rt.gather_rows(rows, n)
-    counts = None
-    if rt.is_root:
-        counts = [int(stats[b, _NBYTES].sum()) for b in blocks(n, rt.size)]
-    data = rt.gather_bytes(np.concatenate(chunks) if chunks else np.empty(0, np.uint8), counts)
-    if not rt.is_root:
-        return None
-
-    messages, pos = [], 0
-    for agent in range(n):
-        nbytes = int(stats[agent, _NBYTES])
-        if stats[agent, STAT_COLUMNS.index("uplink_messages")]:
-            messages.append((agent, data[pos : pos + nbytes].view(spec.uplink_dtype)))
-        pos += nbytes
-    return RoundResult(stats, messages, downlink_bytes)

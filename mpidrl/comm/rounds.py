@@ -1,0 +1,65 @@
+"""Synchronous rounds: downlink broadcast, every hosted agent acts, uplink gather of optional messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mpidrl.algorithms import AlgorithmSpec, Learner, Worker
+from mpidrl.comm import Runtime, blocks
+
+STAT_COLUMNS = ("reward", "return", "episodes", "steps", "uplink_messages", "uplink_bytes")
+"""Columns of the per-agent statistics row every rank sends each round; diagnostics follow."""
+_NBYTES = STAT_COLUMNS.index("uplink_bytes")
+_SENT = STAT_COLUMNS.index("uplink_messages")
+
+
+@dataclass
+class RoundResult:
+    """What rank 0 knows after a synchronous round."""
+
+    stats: np.ndarray
+    """[n, len(STAT_COLUMNS) + diagnostics] per-agent statistics, in agent order"""
+    messages: list[tuple[int, np.ndarray]]
+    """(agent, payload) of every agent that sent, in agent order"""
+    downlink_bytes: int
+    """payload bytes each agent received in the round's broadcast"""
+
+
+def sync_round(
+    rt: Runtime, spec: AlgorithmSpec, learner: Learner | None, worker: Worker, round: int, n: int
+) -> RoundResult | None:
+    """One synchronous round: broadcast, act, gather. Returns the result on rank 0, None elsewhere."""
+    payload = rt.broadcast(learner.downlink() if rt.is_root else None, spec.downlink_dtype)
+    downlink_bytes = int(payload.nbytes)
+    worker.receive(payload)
+
+    width = len(STAT_COLUMNS) + len(spec.diagnostics)
+    rows = np.empty((len(worker.agents), width))
+    chunks = []
+    for j, agent in enumerate(worker.agents):
+        res = worker.act(round, agent)
+        nbytes, sent = 0, 0
+        if res.message is not None:
+            msg = np.ascontiguousarray(res.message, dtype=spec.uplink_dtype).reshape(-1)
+            chunks.append(msg.view(np.uint8))
+            nbytes, sent = msg.nbytes, 1
+        rows[j, : len(STAT_COLUMNS)] = (res.reward, res.ret, res.episodes, res.steps, sent, nbytes)
+        rows[j, len(STAT_COLUMNS) :] = res.diagnostics
+
+    stats = rt.gather_rows(rows, n)
+    counts = None
+    if rt.is_root:
+        counts = [int(stats[b, _NBYTES].sum()) for b in blocks(n, rt.size)]
+    data = rt.gather_bytes(np.concatenate(chunks) if chunks else np.empty(0, np.uint8), counts)
+    if not rt.is_root:
+        return None
+
+    messages, pos = [], 0
+    for agent in range(n):
+        nbytes = int(stats[agent, _NBYTES])
+        if stats[agent, _SENT]:
+            messages.append((agent, data[pos : pos + nbytes].copy().view(spec.uplink_dtype)))
+        pos += nbytes
+    return RoundResult(stats, messages, downlink_bytes)
