@@ -12,15 +12,17 @@ MPIEXEC = str(BIN / "mpiexec")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def mpirun(nprocs: int, args: list[str], timeout: float = 120, check: bool = True,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def mpirun(
+    nprocs: int, args: list[str], timeout: float = 120, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m mpidrl ARGS`` on ``nprocs`` ranks; a deadlock fails the test after ``timeout`` s."""
     cmd = [MPIEXEC, "-n", str(nprocs), sys.executable, "-m", "mpidrl", *args]
     return _run(cmd, timeout, check, env)
 
 
-def mpidrl(args: list[str], timeout: float = 120, check: bool = True,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def mpidrl(
+    args: list[str], timeout: float = 120, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m mpidrl ARGS`` in one process, without mpiexec."""
     return _run([sys.executable, "-m", "mpidrl", *args], timeout, check, env)
 
@@ -29,7 +31,9 @@ def _run(cmd: list[str], timeout: float, check: bool, env: dict[str, str] | None
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=full_env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc
 
 

@@ -25,7 +25,7 @@ def test_toml_file_and_overrides(tmp_path):
 
 
 def test_round_trip_through_plain_data():
-    cfg = load(None, ["agents.n=5", "policy.hidden=[3, 2]", "time.h=\"sqrt(i)\""])
+    cfg = load(None, ["agents.n=5", "policy.hidden=[3, 2]", 'time.h="sqrt(i)"'])
     assert from_dict(cfg.to_dict()) == cfg
     assert isinstance(cfg, Config)
 
@@ -35,16 +35,16 @@ def test_round_trip_through_plain_data():
     [
         (["run.roundz=3"], "run.roundz: unknown key; allowed keys are seed, trials, rounds"),
         (["bogus.key=1"], "bogus: unknown section"),
-        (["run.rounds=\"ten\""], "run.rounds: expected an integer, got 'ten'"),
+        (['run.rounds="ten"'], "run.rounds: expected an integer, got 'ten'"),
         (["run.rounds=2.5"], "run.rounds: expected an integer"),
         (["run.rounds=0"], "run.rounds: must be >= 1, got 0"),
         (["run.record_messages=1"], "run.record_messages: expected true or false"),
         (["agents.n=0"], "agents.n: must be >= 1, got 0"),
         (["algo.sigma=-0.1"], "algo.sigma: must be > 0, got -0.1"),
         (["algo.sigma=0"], "algo.sigma: must be > 0"),
-        (["algo.name=\"ppo\""], "algo.name: unknown algorithm 'ppo'; allowed: es"),
-        (["algo.fitness_shaping=\"rank\""], "algo.fitness_shaping: expected one of 'none', 'centered_rank'"),
-        (["optim.name=\"rmsprop\""], "optim.name: expected one of 'adam', 'sgd'"),
+        (['algo.name="ppo"'], "algo.name: unknown algorithm 'ppo'; allowed: es"),
+        (['algo.fitness_shaping="rank"'], "algo.fitness_shaping: expected one of 'none', 'centered_rank'"),
+        (['optim.name="rmsprop"'], "optim.name: expected one of 'adam', 'sgd'"),
         (["optim.lr=-1"], "optim.lr: must be > 0"),
         (["env.gamma=1.5"], "env.gamma: must be in [0, 1]"),
         (["policy.hidden=[8, 0]"], "policy.hidden[1]: must be >= 1"),

@@ -1,0 +1,54 @@
+"""The MLP policy on a flat parameter vector."""
+
+import numpy as np
+import pytest
+
+from mpidrl.envs import EnvSpec
+from mpidrl.policies import MLP
+
+DISCRETE = EnvSpec(obs_dim=4, discrete_obs=0, n_actions=2, act_dim=0)
+BOX = EnvSpec(
+    obs_dim=3, discrete_obs=0, n_actions=0, act_dim=2, act_low=np.array([-1.0, 0.0]), act_high=np.array([1.0, 4.0])
+)
+
+
+def test_parameter_count_and_views_share_memory():
+    mlp = MLP(DISCRETE, (8, 8))
+    assert mlp.size == 4 * 8 + 8 + 8 * 8 + 8 + 8 * 2 + 2
+    theta = np.zeros(mlp.size)
+    (w0, b0), _, (w2, b2) = mlp.layers(theta)
+    w0[1, 2] = 3.0
+    b2[1] = 5.0
+    assert theta[1 * 8 + 2] == 3.0 and theta[-1] == 5.0
+    with pytest.raises(ValueError, match="needs"):
+        mlp.layers(np.zeros(mlp.size + 1))
+
+
+def test_forward_matches_hand_computation():
+    mlp = MLP(DISCRETE, (3,), "tanh")
+    theta = np.random.default_rng(0).standard_normal(mlp.size)
+    (w0, b0), (w1, b1) = mlp.layers(theta)
+    x = np.array([0.1, -0.2, 0.3, 0.5])
+    expected = np.tanh(x @ w0 + b0) @ w1 + b1
+    np.testing.assert_allclose(mlp.forward(theta, x), expected)
+    assert mlp.actor(theta)(x) == int(np.argmax(expected))
+    batch = np.stack([x, -x])
+    assert mlp.forward(theta, batch).shape == (2, 2)
+
+
+def test_continuous_actions_stay_in_the_box():
+    mlp = MLP(BOX, (4,), "relu")
+    theta = 10 * np.random.default_rng(1).standard_normal(mlp.size)
+    act = mlp.actor(theta)
+    for x in np.random.default_rng(2).standard_normal((50, 3)):
+        a = act(x)
+        assert np.all(a >= BOX.act_low) and np.all(a <= BOX.act_high)
+
+
+def test_init_is_scaled_by_fan_in_and_biases_are_zero():
+    mlp = MLP(DISCRETE, (400,))
+    theta = mlp.init(np.random.default_rng(3))
+    (w0, b0), (w1, b1) = mlp.layers(theta)
+    assert np.all(b0 == 0) and np.all(b1 == 0)
+    assert abs(w0.std() - 1 / np.sqrt(4)) < 0.05
+    assert abs(w1.std() - 1 / np.sqrt(400)) < 0.01
