@@ -59,16 +59,71 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+RESUMABLE_KEYS = {"run.out", "run.log_every", "run.checkpoint_every"}
+"""Config keys that may differ between a run file and the config given with ``--resume``."""
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and not (prefix == "env." and key == "kwargs"):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _resume_config(args: argparse.Namespace):
+    """The config of the run file given to --resume, checked against the config and --set given."""
+    from mpidrl import algorithms
+    from mpidrl.config import ConfigError, apply_overrides, from_dict, read_toml
+    from mpidrl.store import RunFileError, read_run
+
+    path = Path(args.resume)
+    try:
+        run = read_run(path)
+    except RunFileError as exc:
+        raise InputError(f"--resume: {exc}") from None
+    if run.attrs.get("status") == "complete":
+        raise InputError(f"--resume: {path} is complete; nothing to resume")
+    try:
+        stored = from_dict(run.config)
+        base = read_toml(args.config) if args.config else run.config
+        given = from_dict(apply_overrides(base, args.set or []))
+        env_spec = algorithms.check(stored)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    a, b = _flatten(stored.to_dict()), _flatten(given.to_dict())
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS)
+    if differ:
+        k = differ[0]
+        raise InputError(
+            f"--resume: config differs from {path} at {k} ({a.get(k)!r} in the file, {b.get(k)!r} given)"
+            + (f" and {len(differ) - 1} more key(s)" if len(differ) > 1 else "")
+        )
+    return from_dict(
+        apply_overrides(
+            run.config, [f"run.log_every={given.run.log_every}", f"run.checkpoint_every={given.run.checkpoint_every}"]
+        )
+    ), env_spec
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from mpidrl.comm import Runtime
+    from mpidrl.comm import PeerFailed, Runtime
 
     rt = Runtime()
     outcome = None
     if rt.is_root:
         try:
-            cfg, _ = _config(args)
-            out = Path(args.out or cfg.run.out)
-            check_output(out, args.overwrite)
+            if args.resume:
+                cfg, _ = _resume_config(args)
+                out = Path(args.resume)
+            else:
+                if not args.config:
+                    raise InputError("run: give a CONFIG.toml (or --resume RUN.h5)")
+                cfg, _ = _config(args)
+                out = Path(args.out or cfg.run.out)
+                check_output(out, args.overwrite)
             outcome = ("ok", cfg.to_dict(), str(out))
         except InputError as exc:
             outcome = ("error", str(exc), "")
@@ -80,14 +135,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from mpidrl import algorithms
     from mpidrl.config import from_dict
-    from mpidrl.run import execute
+    from mpidrl.run import Experiment, Interrupted, StopRequest
 
+    stop = StopRequest()
+    stop.install()
     try:
         cfg = from_dict(payload)
-        execute(cfg, algorithms.check(cfg), out, rt)
+        Experiment(cfg, algorithms.check(cfg), out, rt, stop=stop).run(resume=bool(args.resume))
+    except Interrupted as exc:
+        return 128 + int(exc.signum)
+    except PeerFailed as exc:  # the failing rank printed its traceback; the run file now says "failed"
+        sys.stderr.write(f"mpidrl: {exc}; ending the job\n")
+        rt.acknowledge_failure(exc.rank)
+        rt.abort(1)
+        return 1
     except BaseException:  # any failure on any rank ends the whole job, not just this rank
         sys.stderr.write(f"mpidrl: rank {rt.rank}/{rt.size} failed:\n{traceback.format_exc()}")
         if rt.size > 1:
+            rt.report_failure(traceback.format_exc(limit=1).strip().splitlines()[-1])
             rt.abort(1)
         return 1
     if rt.is_root:
@@ -144,8 +209,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"mpidrl {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def config_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("config", help="TOML experiment config")
+    def config_args(sp: argparse.ArgumentParser, optional: bool = False) -> None:
+        sp.add_argument("config", nargs="?" if optional else None, help="TOML experiment config")
         sp.add_argument(
             "--set",
             action="append",
@@ -154,9 +219,10 @@ def parser() -> argparse.ArgumentParser:
         )
 
     sp = sub.add_parser("run", help="run an experiment (under mpiexec for several ranks)")
-    config_args(sp)
+    config_args(sp, optional=True)
     sp.add_argument("--out", help="run file to write (default: run.out of the config)")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing run file")
+    sp.add_argument("--resume", metavar="RUN.h5", help="continue an interrupted run from its checkpoint")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("validate", help="check a config without running it")

@@ -1,7 +1,11 @@
-"""Running an experiment: trials of synchronous rounds, metrics to the run file, progress to stderr.
+"""Running an experiment: trials of rounds, metrics to the run file, checkpoints, clean stops.
 
-Every rank calls :func:`execute` with the same validated config; rank 0 also owns the learner, the run
-file and the progress report.
+Every rank runs an :class:`Experiment` with the same validated config; rank 0 also owns the learner, the
+run file and the progress report. At the start of every round rank 0 broadcasts control flags: save a
+checkpoint (every ``run.checkpoint_every`` rounds, and before a stop) and stop cleanly (after SIGTERM or
+SIGINT, which SLURM and mpiexec deliver to every rank). A checkpoint holds the learner's and every
+agent's state; with the counter-based random streams that is all a resumed run needs to be
+bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,12 +22,12 @@ import numpy as np
 
 from mpidrl import __version__, rng, timing
 from mpidrl.algorithms import AlgorithmSpec, Context, Learner, lookup
-from mpidrl.comm import Runtime, library_version, mpi4py_version
+from mpidrl.comm import Control, Runtime, library_version, mpi4py_version
 from mpidrl.comm.rounds import STAT_COLUMNS, RoundResult, sync_round
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec, make_env, observation_encoder, rollout
 from mpidrl.log import Progress
-from mpidrl.store import MESSAGE_DTYPE, RunWriter
+from mpidrl.store import MESSAGE_DTYPE, Checkpoint, RunWriter, read_checkpoint
 
 
 def git_sha() -> str:
@@ -99,60 +104,186 @@ def message_rows(res: RoundResult, spec: AlgorithmSpec, trial: int, round: int, 
     return rows
 
 
-def execute(cfg: Config, env_spec: EnvSpec, out: str | Path, rt: Runtime, progress: Progress | None = None) -> None:
-    """Run every trial of ``cfg``; rank 0 writes ``out``. Raises on failure (the caller aborts the job)."""
-    spec = lookup(cfg.algo.name)
-    n, rounds = cfg.agents.n, cfg.run.rounds
-    progress = progress or Progress(rt.rank, cfg.run.trials, rounds, cfg.run.log_every)
-    writer = None
-    if rt.is_root:
-        writer = RunWriter(out, provenance(cfg, rt), cfg.run.trials, n, spec.diagnostics, cfg.run.record_messages)
-        progress.info(
-            f"mpidrl {__version__}: {cfg.algo.name} on {cfg.env.id}, {n} agents on {rt.size} "
-            f"rank(s), {cfg.run.trials} trial(s) x {rounds} rounds -> {out}"
+class Interrupted(Exception):
+    """The run stopped at a round boundary after a signal; its checkpoint is saved."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
+class StopRequest:
+    """Turns SIGTERM and SIGINT into a request to stop at the next round; a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+class Experiment:
+    """All trials of one config on one communicator."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        env_spec: EnvSpec,
+        out: str | Path,
+        rt: Runtime,
+        progress: Progress | None = None,
+        stop: StopRequest | None = None,
+    ):
+        self.cfg, self.env_spec, self.out, self.rt = cfg, env_spec, Path(out), rt
+        self.spec = lookup(cfg.algo.name)
+        self.progress = progress or Progress(rt.rank, cfg.run.trials, cfg.run.rounds, cfg.run.log_every)
+        self.stop = stop or StopRequest()
+        self.writer: RunWriter | None = None
+        self.learner_state: dict[str, np.ndarray] | None = None
+
+    def run(self, resume: bool = False) -> None:
+        """Run (or, with ``resume``, continue) every trial; raises on failure or :class:`Interrupted`."""
+        cfg, rt = self.cfg, self.rt
+        start = None
+        if rt.is_root:
+            start = self._open(resume)
+        first_trial, ckpt_round, worker_state, clocks = rt.share(start)
+        try:
+            for trial in range(first_trial, cfg.run.trials):
+                resumed = (ckpt_round, worker_state, clocks) if trial == first_trial and ckpt_round else None
+                self._trial(trial, resumed)
+        except Interrupted:
+            if self.writer is not None:
+                self.writer.close("interrupted")
+            rt.barrier()  # nobody exits (and gets the job killed) before rank 0 has closed the file
+            raise
+        except BaseException as exc:
+            if self.writer is not None:
+                self.writer.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            raise
+        if self.writer is not None:
+            self.writer.close("complete")
+
+    def _open(self, resume: bool) -> tuple[int, int, dict[str, np.ndarray], tuple[float, float]]:
+        """Rank 0: create or reopen the run file; where to start and the agents' saved state."""
+        cfg, n = self.cfg, self.cfg.agents.n
+        if not resume:
+            self.writer = RunWriter(
+                self.out,
+                provenance(self.cfg, self.rt),
+                cfg.run.trials,
+                n,
+                self.spec.diagnostics,
+                cfg.run.record_messages,
+            )
+            self.progress.info(
+                f"mpidrl {__version__}: {cfg.algo.name} on {cfg.env.id}, {n} agents on "
+                f"{self.rt.size} rank(s), {cfg.run.trials} trial(s) x {cfg.run.rounds} rounds "
+                f"-> {self.out}"
+            )
+            return 0, 0, {}, (0.0, np.nan)
+        ckpt = read_checkpoint(self.out)
+        self.writer = RunWriter.reopen(self.out)
+        trials_done = int(self.writer.file.attrs["trials_done"])
+        if ckpt is None or ckpt.trial < trials_done:
+            start = (trials_done, 0, {}, (0.0, np.nan))
+        else:
+            self.learner_state = ckpt.learner
+            start = (ckpt.trial, ckpt.round, ckpt.workers, (ckpt.wall_time, ckpt.sim_time))
+        self.writer.truncate_messages(start[0], start[1])
+        self.progress.info(f"mpidrl {__version__}: resuming {self.out} at trial {start[0] + 1} round {start[1] + 1}")
+        return start
+
+    def _trial(self, trial: int, resumed: tuple | None) -> None:
+        """All rounds of one trial, from a checkpoint when ``resumed`` is (round, worker state, clocks)."""
+        cfg, rt, spec, n = self.cfg, self.rt, self.spec, self.cfg.agents.n
+        ctx = Context(cfg, trial, self.env_spec)
+        learner = spec.learner(ctx) if rt.is_root else None
+        worker = spec.worker(ctx, rt.block(n))
+        wall = timing.WallClock()
+        sim = timing.SyncSimClock(cfg.time, n) if cfg.time.mode == "simulated" else None
+        first = 0
+        if resumed:
+            first, worker_state, (wall_time, sim_time) = resumed
+            block = rt.block(n)
+            worker.load_state_dict({k: v[block.start : block.stop] for k, v in worker_state.items()})
+            if learner is not None:
+                learner.load_state_dict(self.learner_state)
+            wall.t0 -= wall_time
+            if sim:
+                sim.now = sim_time
+        for r in range(first, cfg.run.rounds):
+            flags = rt.control(self._decide(r, first) if rt.is_root else Control.CONTINUE)
+            if flags & Control.CHECKPOINT:
+                self._checkpoint(trial, r, learner, worker, wall, sim)
+            if flags & Control.STOP:
+                self.progress.info(
+                    f"stopping before round {r + 1} of trial {trial + 1}: checkpoint saved; "
+                    f"continue with: mpidrl run --resume {self.out}"
+                )
+                raise Interrupted(self.stop.signum or signal.SIGTERM)
+            res = sync_round(rt, spec, learner, worker, r, n)
+            if rt.is_root:
+                self._record(trial, r, learner, res, wall, sim)
+        if self.writer is not None:
+            self.writer.end_trial(trial)
+
+    def _decide(self, r: int, first: int) -> Control:
+        """Rank 0: the control flags of round ``r``."""
+        flags = Control.CONTINUE
+        every = self.cfg.run.checkpoint_every
+        if every and r > first and r % every == 0:
+            flags |= Control.CHECKPOINT
+        if self.stop.signum:
+            flags |= Control.CHECKPOINT | Control.STOP
+        return flags
+
+    def _checkpoint(
+        self,
+        trial: int,
+        r: int,
+        learner: Learner | None,
+        worker: Any,
+        wall: timing.WallClock,
+        sim: timing.SyncSimClock | None,
+    ) -> None:
+        """Gather every rank's per-agent state and save it with the learner's (before round ``r``)."""
+        states = self.rt.gather_objects(worker.state_dict())
+        if not self.rt.is_root:
+            return
+        workers = {k: np.concatenate([s[k] for s in states]) for k in states[0]} if states[0] else {}
+        self.writer.write_checkpoint(
+            Checkpoint(trial, r, wall.now(), sim.now if sim else np.nan, learner.state_dict(), workers, {})
         )
-    try:
-        for trial in range(cfg.run.trials):
-            run_trial(cfg, env_spec, spec, trial, rt, writer, progress)
-    except BaseException as exc:
-        if writer is not None:
-            writer.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-        raise
-    if writer is not None:
-        writer.close("complete")
 
-
-def run_trial(
-    cfg: Config,
-    env_spec: EnvSpec,
-    spec: AlgorithmSpec,
-    trial: int,
-    rt: Runtime,
-    writer: RunWriter | None,
-    progress: Progress,
-) -> None:
-    """All rounds of one trial."""
-    n = cfg.agents.n
-    ctx = Context(cfg, trial, env_spec)
-    learner = spec.learner(ctx) if rt.is_root else None
-    worker = spec.worker(ctx, rt.block(n))
-    wall = timing.WallClock()
-    sim = timing.SyncSimClock(cfg.time, n) if cfg.time.mode == "simulated" else None
-    for r in range(cfg.run.rounds):
-        res = sync_round(rt, spec, learner, worker, r, n)
-        if not rt.is_root:
-            continue
+    def _record(
+        self,
+        trial: int,
+        r: int,
+        learner: Learner,
+        res: RoundResult,
+        wall: timing.WallClock,
+        sim: timing.SyncSimClock | None,
+    ) -> None:
+        """Rank 0: update the learner, write the round's metrics, report progress."""
+        cfg, spec, n = self.cfg, self.spec, self.cfg.agents.n
         learner.update(r, res.messages)
         values = round_values(res, spec, n)
         values["wall_time"] = wall.now()
         values["sim_time"] = sim.advance(values["episodes"]) if sim else np.nan
         if cfg.run.eval_every and (r + 1) % cfg.run.eval_every == 0:
-            values["eval_return"] = evaluate(cfg, env_spec, learner, trial, r)
-        writer.write_round(trial, r, values)
+            values["eval_return"] = evaluate(cfg, self.env_spec, learner, trial, r)
+        self.writer.write_round(trial, r, values)
         if cfg.run.record_messages:
             t = values["sim_time"] if sim else values["wall_time"]
-            writer.log_messages(message_rows(res, spec, trial, r, t))
-        progress.update(
+            self.writer.log_messages(message_rows(res, spec, trial, r, t))
+        self.progress.update(
             trial,
             r,
             float(np.nanmean(values["reward"])),
@@ -160,5 +291,3 @@ def run_trial(
             float(values["uplink_bytes"].mean()),
             float(res.downlink_bytes),
         )
-    if writer is not None:
-        writer.end_trial(trial)

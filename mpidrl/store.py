@@ -8,6 +8,8 @@ Layout (T trials, R rounds, N agents)::
     /metrics/<name>           [T, R, N] per agent, or [T, R]; chunked, growing along R
     /diagnostics/<name>       [T, R, N] algorithm diagnostics (ESPC utility, p_comm, ...), if record_messages
     /messages                 compound [M] one row per message, if record_messages (chunked, gzip)
+    /checkpoint               attributes trial, round, wall_time, sim_time; datasets learner/<key> and
+                              workers/<key> (rows = agents): the state to resume exactly before ``round``
 
 Rows not yet written read as NaN (floats) or 0 (integers). The file is flushed after every round so a
 job that dies keeps every completed round; ``status`` says whether the run is still ``running``, or
@@ -76,8 +78,25 @@ def _chunk_rounds(n: int) -> int:
     return max(1, min(64, 65536 // max(n, 1)))
 
 
+@dataclass
+class Checkpoint:
+    """Everything needed to continue a run exactly before round ``round`` of trial ``trial``."""
+
+    trial: int
+    round: int
+    wall_time: float
+    """wall-clock seconds the trial had run when the checkpoint was taken"""
+    sim_time: float
+    """simulated clock at the checkpoint (NaN in real mode)"""
+    learner: dict[str, np.ndarray]
+    workers: dict[str, np.ndarray]
+    """per-agent worker state, leading axis = agent"""
+    extra: dict[str, np.ndarray]
+    """protocol-specific state (e.g. a simulated clock's per-agent progress)"""
+
+
 class RunWriter:
-    """Creates a run file and appends rounds to it."""
+    """Creates a run file and appends rounds to it; :meth:`reopen` continues an existing one."""
 
     def __init__(
         self,
@@ -136,6 +155,48 @@ class RunWriter:
                 shuffle=True,
             )
         self.file.flush()
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> RunWriter:
+        """Open an existing run file to continue writing it (``--resume``)."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.file = h5py.File(self.path, "r+")
+        self.trials, _, self.n = self.file["metrics/reward"].shape
+        self.diagnostics = tuple(self.file["diagnostics"]) if "diagnostics" in self.file else ()
+        self.messages = self.file["messages"] if "messages" in self.file else None
+        self.file.attrs["status"] = "running"
+        return self
+
+    def write_checkpoint(self, ckpt: Checkpoint) -> None:
+        """Store ``ckpt`` in /checkpoint, overwriting datasets in place when their shape is unchanged."""
+        group = self.file.require_group("checkpoint")
+        for name in ("trial", "round", "wall_time", "sim_time"):
+            group.attrs[name] = getattr(ckpt, name)
+        for part in ("learner", "workers", "extra"):
+            sub = group.require_group(part)
+            state = getattr(ckpt, part)
+            for key in set(_datasets(sub)) - set(state):
+                del sub[key]
+            for key, value in state.items():
+                value = np.asarray(value)
+                if key in sub and sub[key].shape == value.shape and sub[key].dtype == value.dtype:
+                    sub[key][...] = value
+                else:
+                    if key in sub:
+                        del sub[key]
+                    sub.create_dataset(key, data=value)
+        self.file.flush()
+
+    def truncate_messages(self, trial: int, round: int) -> None:
+        """Drop /messages rows of rounds at or after (trial, round): they are about to be run again."""
+        if self.messages is None or self.messages.shape[0] == 0:
+            return
+        rows = self.messages[()]
+        keep = (rows["trial"] < trial) | ((rows["trial"] == trial) & (rows["round"] < round))
+        self.messages.resize(int(keep.sum()), axis=0)
+        if keep.sum():
+            self.messages[:] = rows[keep]
 
     def write_round(self, trial: int, round: int, values: Mapping[str, Any]) -> None:
         """Store one round's metrics (names of /metrics or /diagnostics) and flush."""
@@ -206,6 +267,29 @@ def read_run(path: str | Path) -> Run:
     except KeyError as exc:
         raise RunFileError(f"{path}: incomplete run file (missing {exc})") from None
     return Run(path, attrs, json.loads(attrs["config"]), metrics, diagnostics)
+
+
+def _datasets(group: h5py.Group) -> dict[str, np.ndarray]:
+    """Every dataset below ``group`` by its path relative to it (keys with "/" are nested groups)."""
+    out: dict[str, np.ndarray] = {}
+    group.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint | None:
+    """The checkpoint of a run file, or None if it has none."""
+    with h5py.File(path, "r") as f:
+        if "checkpoint" not in f:
+            return None
+        g = f["checkpoint"]
+        parts = {p: _datasets(g[p]) if p in g else {} for p in ("learner", "workers", "extra")}
+        return Checkpoint(
+            int(g.attrs["trial"]),
+            int(g.attrs["round"]),
+            float(g.attrs["wall_time"]),
+            float(g.attrs["sim_time"]),
+            **parts,
+        )
 
 
 def read_messages(path: str | Path) -> np.ndarray:

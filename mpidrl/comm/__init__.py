@@ -14,10 +14,14 @@ statistics row that carries each message's length) is not an algorithm message a
 
 Waiting is done on nonblocking requests polled with short, growing sleeps: a rank blocked inside MPI
 spins and takes a core from the ranks that still compute (on an oversubscribed laptop or a shared node).
+While rank 0 waits it also listens for failure notices: a rank that fails tells rank 0 (tag FAILURE),
+which marks the run file ``failed`` and acknowledges before the job is aborted, so no rank waits forever
+and the file says what happened.
 """
 
 from __future__ import annotations
 
+import enum
 import pickle
 import sys
 import time
@@ -26,6 +30,33 @@ from typing import Any
 
 import numpy as np
 from mpi4py import MPI
+
+
+class Tag(enum.IntEnum):
+    """Tags of point-to-point messages (collectives need none)."""
+
+    FAILURE = 1
+    """a failing rank's notice to rank 0 (pickled text)"""
+    FAILURE_ACK = 2
+    """rank 0's reply once the run file records the failure"""
+
+
+class Control(enum.IntFlag):
+    """Flags rank 0 broadcasts at the start of every round."""
+
+    CONTINUE = 0
+    CHECKPOINT = 1
+    """save a checkpoint of every rank's state before this round"""
+    STOP = 2
+    """stop cleanly before this round (after the checkpoint)"""
+
+
+class PeerFailed(RuntimeError):
+    """Raised on rank 0 when another rank reports a failure."""
+
+    def __init__(self, rank: int, text: str):
+        super().__init__(f"rank {rank} failed: {text}")
+        self.rank = rank
 
 
 def blocks(n: int, size: int) -> list[range]:
@@ -68,11 +99,58 @@ class Runtime:
         return blocks(n, self.size)[self.rank]
 
     def wait(self, request: Any) -> None:
-        """Complete ``request`` without spinning a core: test, then sleep a little longer each time."""
+        """Complete ``request`` without spinning a core: test, then sleep a little longer each time.
+
+        On rank 0 a failure notice from another rank raises :class:`PeerFailed`.
+        """
         delay = 1e-5
         while not request.Test():
+            if self.is_root and self.size > 1:
+                self.check_peers()
             time.sleep(delay)
             delay = min(2 * delay, self.max_sleep)
+
+    def check_peers(self) -> None:
+        """Raise PeerFailed if another rank has reported a failure (rank 0 only)."""
+        status = MPI.Status()
+        if self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=Tag.FAILURE, status=status):
+            source = status.Get_source()
+            raise PeerFailed(source, self.comm.recv(source=source, tag=Tag.FAILURE))
+
+    def report_failure(self, text: str, timeout: float = 10.0) -> None:
+        """Tell rank 0 this rank failed and wait (at most ``timeout`` s) until it has recorded it."""
+        if self.is_root or self.size == 1:
+            return
+        self.comm.isend(text, dest=0, tag=Tag.FAILURE)
+        ack = self.comm.irecv(source=0, tag=Tag.FAILURE_ACK)
+        deadline = time.monotonic() + timeout
+        while not ack.Test() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def acknowledge_failure(self, rank: int) -> None:
+        """Rank 0's reply to a failure notice (a small eager send: it does not block)."""
+        self.comm.isend(None, dest=rank, tag=Tag.FAILURE_ACK)
+
+    def control(self, flags: Control) -> Control:
+        """Broadcast rank 0's control flags for the coming round."""
+        if self.size == 1:
+            return flags
+        buf = np.array([int(flags)], dtype=np.int64)
+        self.wait(self.comm.Ibcast(buf, root=0))
+        return Control(int(buf[0]))
+
+    def gather_objects(self, obj: Any) -> list[Any] | None:
+        """Gather a small picklable object from every rank to rank 0 (checkpoints only)."""
+        if self.size == 1:
+            return [obj]
+        data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
+        sizes = self.gather_rows(np.array([[float(data.size)]]), self.size)
+        counts = [int(c) for c in sizes[:, 0]] if self.is_root else None
+        buf = self.gather_bytes(data, counts)
+        if not self.is_root:
+            return None
+        bounds = np.cumsum([0, *counts])
+        return [pickle.loads(buf[a:b].tobytes()) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def share(self, obj: Any) -> Any:
         """Broadcast small control data (a pickled object) from rank 0."""
@@ -119,5 +197,9 @@ class Runtime:
 
     def abort(self, code: int = 1) -> None:
         """End every rank of the job now (used when one rank fails)."""
+        sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec forwards output through a proxy that the abort tears down: give it a moment to pass
+        # on the traceback just written, or the reason for the failure may never reach the log.
+        time.sleep(0.5)
         self.comm.Abort(code)

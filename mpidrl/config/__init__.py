@@ -40,6 +40,8 @@ class RunConfig:
     """episodes per evaluation"""
     log_every: float = 5.0
     """seconds between progress lines on rank 0"""
+    checkpoint_every: int = 10
+    """save a resumable checkpoint every this many rounds (0: only when stopped by a signal)"""
 
     def check(self, key: str) -> None:
         require(0 <= self.seed < 2**63, f"{key}.seed", f"must be in [0, 2^63), got {self.seed}")
@@ -49,6 +51,7 @@ class RunConfig:
         require(self.eval_every >= 0, f"{key}.eval_every", f"must be >= 0, got {self.eval_every}")
         require(self.eval_episodes >= 1, f"{key}.eval_episodes", "must be >= 1")
         require(self.log_every > 0, f"{key}.log_every", f"must be > 0, got {self.log_every}")
+        require(self.checkpoint_every >= 0, f"{key}.checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
 
 
 @dataclass(frozen=True)

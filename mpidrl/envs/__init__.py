@@ -7,6 +7,7 @@ what an agent sees does not depend on the rank that hosts it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,7 +43,18 @@ class EnvSpec:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise ConfigError unless ``env_id`` is a registered Gymnasium environment."""
+    """Raise ConfigError unless ``env_id`` is a registered Gymnasium environment.
+
+    As with ``gymnasium.make``, ``"module:EnvId-v0"`` first imports ``module`` (which registers its own
+    environments), so users can bring environments of their own.
+    """
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"env.id: cannot import module {module!r} ({exc})") from None
+        env_id = name
     if env_id not in gym.registry:
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
