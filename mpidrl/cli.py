@@ -8,8 +8,8 @@ without leaving a file behind.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -22,13 +22,13 @@ class InputError(Exception):
     """Bad input: reported as one line, exit status 2."""
 
 
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, node_share: float = 1.0):
     from mpidrl import algorithms, timing
     from mpidrl.config import ConfigError, load
 
     try:
         cfg = load(args.config, args.set or [])
-        env_spec = algorithms.check(cfg)
+        env_spec = algorithms.check(cfg, node_share)
         timing.check(cfg.time, cfg.agents.n)
     except ConfigError as exc:
         raise InputError(str(exc)) from None
@@ -37,17 +37,20 @@ def _config(args: argparse.Namespace):
 
 def check_output(path: Path, overwrite: bool) -> None:
     """Refuse an output path that exists (without --overwrite) or cannot be written."""
-    if path.exists() and not overwrite:
-        raise InputError(f"run.out: {path} exists; pass --overwrite to replace it")
     if path.is_dir():
         raise InputError(f"run.out: {path} is a directory")
+    if path.exists() and not overwrite:
+        raise InputError(f"run.out: {path} exists; pass --overwrite to replace it")
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"run.out: cannot create directory {parent} ({exc.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"run.out: directory {parent} is not writable")
+    try:  # a real write: permission bits say nothing to root, nor about read-only file systems
+        probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".mpidrl-probe-")
+        probe.close()
+    except OSError as exc:
+        raise InputError(f"run.out: cannot write in {parent} ({exc.strerror})") from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -112,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mpidrl.comm import PeerFailed, Runtime
 
     rt = Runtime()
+    node_share = rt.node_share()
     outcome = None
     if rt.is_root:
         try:
@@ -121,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             else:
                 if not args.config:
                     raise InputError("run: give a CONFIG.toml (or --resume RUN.h5)")
-                cfg, _ = _config(args)
+                cfg, _ = _config(args, node_share)
                 out = Path(args.out or cfg.run.out)
                 check_output(out, args.overwrite)
             outcome = ("ok", cfg.to_dict(), str(out))

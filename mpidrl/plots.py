@@ -66,6 +66,8 @@ def plot_runs(runs: Sequence[Run], out: str | Path, x: str = "round", title: str
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
+            if metric != "reward":
+                ax.set_ylim(bottom=0)
     axes[0].legend(fontsize="small")
     if title:
         fig.suptitle(title)

@@ -75,3 +75,14 @@ def test_override_values_are_toml():
         (["a", "c"], True),
         (["a", "d"], "word"),
     ]
+
+
+def test_config_reference_in_docs_is_current():
+    from pathlib import Path
+
+    from mpidrl.config.reference import markdown
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+    assert doc.read_text().strip() == markdown().strip(), (
+        "regenerate: python -m mpidrl.config.reference > docs/config.md"
+    )

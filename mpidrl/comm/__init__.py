@@ -98,6 +98,15 @@ class Runtime:
         """The logical agents this rank hosts."""
         return blocks(n, self.size)[self.rank]
 
+    def node_share(self) -> float:
+        """Fraction of the ranks (hence of the agents) that run on this rank's machine (collective)."""
+        if self.size == 1:
+            return 1.0
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        share = local.Get_size() / self.size
+        local.Free()
+        return share
+
     def wait(self, request: Any) -> None:
         """Complete ``request`` without spinning a core: test, then sleep a little longer each time.
 

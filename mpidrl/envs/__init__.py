@@ -8,6 +8,7 @@ what an agent sees does not depend on the rank that hosts it.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,6 +74,38 @@ def make_env(cfg: EnvConfig, agent: int = 0) -> gym.Env:
         return gym.make(cfg.id, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"env.kwargs: {cfg.id} does not accept them ({exc})") from None
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def footprint(cfg: EnvConfig, samples: int = 4) -> int:
+    """Approximate bytes one more instance of the environment takes (resident memory, at least 16 KiB)."""
+    try:
+        before = _rss()
+    except OSError:  # no /proc: assume a small environment
+        return 16 * 1024
+    envs = [make_env(cfg, agent) for agent in range(samples)]
+    for env in envs:
+        env.reset(seed=0)
+    grown = _rss() - before
+    for env in envs:
+        env.close()
+    return max(grown // samples, 16 * 1024)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new work (MemAvailable), or the physical memory if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def spec_of(env: gym.Env) -> EnvSpec:

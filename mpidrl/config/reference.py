@@ -1,0 +1,70 @@
+"""The config reference (docs/config.md), generated from the dataclasses and their field docstrings."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import typing
+
+from mpidrl.config import SECTIONS
+from mpidrl.config.algos import ALGO_PARAMS
+from mpidrl.config.schema import _describe
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (the string literal that follows it)."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = nxt.value.value.strip()
+    return docs
+
+
+def _default(field: dataclasses.Field) -> str:
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
+        return ""
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def table(section: str, cls: type) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        lines.append(
+            f"| `{section}.{f.name}` | {_describe(hints[f.name])} | `{_default(f)}` | {docs.get(f.name, '')} |"
+        )
+    return lines
+
+
+def markdown() -> str:
+    """The whole reference as Markdown."""
+    out = [
+        "# Config reference",
+        "",
+        "Generated from the dataclasses in `mpidrl/config` (`python -m mpidrl.config.reference > docs/config.md`).",
+        "Every key may be set in the TOML file or with `--set section.key=value` (the value in TOML syntax).",
+        "",
+    ]
+    for section, cls in SECTIONS.items():
+        out += [f"## [{section}]", "", (cls.__doc__ or "").strip(), "", *table(section, cls), ""]
+    out += ["## [algo]", "", "`name` selects the algorithm; the other keys are that algorithm's.", ""]
+    for name, cls in ALGO_PARAMS.items():
+        out += [f'### `name = "{name}"`', "", (cls.__doc__ or "").strip(), "", *table("algo", cls), ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown())
