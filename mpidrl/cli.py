@@ -1,4 +1,4 @@
-"""The ``mpidrl`` command: run, validate, info, summary, plot, sweep.
+"""The ``mpidrl`` command: run, validate, info, summary, plot, sweep, report.
 
 ``mpiexec -n 4 mpidrl run CONFIG.toml`` runs an experiment on four ranks; without mpiexec it runs in one
 process. Every input problem is one line on stderr and exit status 2, before any work starts and
@@ -163,6 +163,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from mpidrl.analysis import AnalysisError, report
+
+    try:
+        out = report(args.sweep_dir, args.output, stat=args.stat, seed=args.seed)
+    except AnalysisError as exc:
+        raise InputError(str(exc)) from None
+    print(f"wrote {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mpidrl", description="Communication-efficient distributed RL on MPI.")
     p.add_argument("--version", action="version", version=f"mpidrl {__version__}")
@@ -206,6 +217,18 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True, metavar="DIR", help="sweep directory (task lines, runs, logs)")
     sp.add_argument("--throttle", type=int, metavar="N", help="at most N array tasks at once (sbatch --array=...%%N)")
     sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser("report", help="figures and a Markdown table of every run file under a directory")
+    sp.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    sp.add_argument("-o", "--output", metavar="DIR", help="where to write (default: SWEEP_DIR/report)")
+    sp.add_argument(
+        "--stat",
+        choices=("mean", "iqm"),
+        default="mean",
+        help="mean with 10-90 %% band over trials, or interquartile mean with a 95 %% bootstrap band",
+    )
+    sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (--stat iqm)")
+    sp.set_defaults(func=cmd_report)
     return p
 
 
