@@ -246,15 +246,20 @@ def center_band(per_trial: np.ndarray, stat: str = "mean", seed: int = 0) -> tup
 
 def on_time_grid(times: np.ndarray, values: np.ndarray, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Resample each trial's [trials, rounds] values onto one time grid (linear between round ends), so
-    trials whose rounds end at different times can be averaged; NaN outside a trial's own time span."""
-    finite = np.isfinite(times)
-    if not finite.any():
+    trials whose rounds end at different times can be compared at equal times. The grid spans the times
+    every trial covers (latest first round to earliest last round), so each point of a curve is a
+    statistic of all trials, not of the slowest few; NaN outside a trial's own span."""
+    finite = np.isfinite(times) & np.isfinite(values)
+    spans = [(times[t, ok][0], times[t, ok][-1]) for t, ok in enumerate(finite) if ok.any()]
+    if not spans:
         return np.empty(0), np.empty((times.shape[0], 0))
-    grid = np.linspace(np.nanmin(times), np.nanmax(times), points)
+    start, stop = max(s for s, _ in spans), min(e for _, e in spans)
+    if stop <= start:  # trials do not overlap in time: show each where it is
+        start, stop = min(s for s, _ in spans), max(e for _, e in spans)
+    grid = np.linspace(start, stop, points)
     out = np.full((times.shape[0], points), np.nan)
-    for t in range(times.shape[0]):
-        ok = finite[t] & np.isfinite(values[t])
-        if ok.sum() == 0:
+    for t, ok in enumerate(finite):
+        if not ok.any():
             continue
         ts, vs = times[t, ok], values[t, ok]
         inside = (grid >= ts[0]) & (grid <= ts[-1])
@@ -301,19 +306,25 @@ def summary(setting: Setting) -> dict[str, Any]:
     return row
 
 
-def table(collection: Collection) -> str:
-    """A Markdown table, one row per setting."""
+def table(collection: Collection, stat: str = "mean", seed: int = 0) -> str:
+    """A Markdown table, one row per setting (``stat="iqm"`` adds the final reward's IQM and 95 % band)."""
     head = (
         "setting | algo | env | n | runs (complete) | trials | rounds | final reward (last 10 %, mean [p10, p90]) "
         "| msgs/agent/round | up B/agent/round | down B/agent/round | up B/agent total | wall s/trial"
     ).split(" | ")
+    if stat == "iqm":
+        head.insert(8, "final reward IQM [95 % bootstrap]")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in collection.settings:
         r = summary(s)
+        robust = ""
+        if stat == "iqm":
+            center, lo, hi = (float(v[0]) for v in iqm_bootstrap(r["final_reward_trials"][:, None], seed=seed))
+            robust = f"| {center:.2f} [{lo:.2f}, {hi:.2f}] "
         lines.append(
             f"| {r['label']} | {r['algo']} | {r['env']} | {r['n']} | {r['runs']} ({r['complete']}) | {r['trials']} "
             f"| {r['rounds']} | {r['final_reward']:.2f} [{r['final_reward_p10']:.2f}, {r['final_reward_p90']:.2f}] "
-            f"| {r['msgs_per_agent_round']:.3f} | {r['up_bytes_per_agent_round']:.1f} "
+            f"{robust}| {r['msgs_per_agent_round']:.3f} | {r['up_bytes_per_agent_round']:.1f} "
             f"| {r['down_bytes_per_agent_round']:.1f} | {r['total_up_bytes_per_agent']:.0f} | {r['wall_time_s']:.2f} |"
         )
     return "\n".join(lines)
@@ -336,13 +347,14 @@ def report(sweep_dir: str | Path, out_dir: str | Path | None = None, stat: str =
         f"{sum(len(s.paths) for s in collection.settings)} run file(s) in {len(collection.settings)} setting(s); "
         f"curves: {band} over trials (seeds pooled as trials).",
         "",
-        table(collection),
+        table(collection, stat, seed),
         "",
     ]
     lines += [f"![{p.stem}]({p.name})" for p in drawn]
     if collection.skipped:
         lines += ["", "Skipped:", *(f"- {s}" for s in collection.skipped)]
-    lines += ["", f"Made with `mpidrl report {sweep_dir} --stat {stat}`."]
+    command = f"mpidrl report {sweep_dir}" + (f" -o {out}" if out_dir else "") + f" --stat {stat}"
+    lines += ["", f"Made with `{command}`" + (f" (bootstrap seed {seed})." if stat == "iqm" else ".")]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

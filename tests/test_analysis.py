@@ -11,6 +11,7 @@ from helpers import mpidrl, write_config
 
 from mpidrl.analysis import (
     AnalysisError,
+    Collection,
     center_band,
     iqm,
     iqm_bootstrap,
@@ -131,30 +132,29 @@ def test_mean_band_and_time_grid():
     per_trial = np.arange(11.0)[:, None] * np.ones((1, 3))
     mean, lo, hi = center_band(per_trial)
     np.testing.assert_allclose([mean[0], lo[0], hi[0]], [5.0, 1.0, 9.0])
-    times = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]])
-    values = np.array([[10.0, 20.0, 30.0], [10.0, 20.0, 30.0]])
-    grid, out = on_time_grid(times, values, points=6)
-    np.testing.assert_allclose(grid, [1, 2, 3, 4, 5, 6])
-    np.testing.assert_allclose(out[0, :3], [10, 20, 30])
-    assert np.isnan(out[0, 3:]).all() and np.isnan(out[1, 0])
-    np.testing.assert_allclose(out[1, 1:], [10, 15, 20, 25, 30])
+    # two trials: rounds end at 1, 2, 3, 5 s and at 2, 4, 6, 8 s; the grid is where both ran, [2, 5]
+    times = np.array([[1.0, 2.0, 3.0, 5.0], [2.0, 4.0, 6.0, 8.0]])
+    values = np.array([[10.0, 20.0, 30.0, 40.0], [10.0, 20.0, 30.0, 40.0]])
+    grid, out = on_time_grid(times, values, points=4)
+    np.testing.assert_allclose(grid, [2, 3, 4, 5])
+    np.testing.assert_allclose(out, [[20, 30, 35, 40], [10, 15, 20, 25]])
+    # trials that never overlap: each is shown over its own span, NaN elsewhere
+    grid, out = on_time_grid(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]), points=4)
+    np.testing.assert_allclose(grid, [1, 2, 3, 4])
+    np.testing.assert_allclose(out, [[1, 2, np.nan, np.nan], [np.nan, np.nan, 3, 4]])
 
 
-def test_report_on_synthetic_sim_time_runs(tmp_path):
-    from mpidrl.analysis import report
+def test_time_axes_follow_the_clocks_the_runs_kept(tmp_path):
+    from mpidrl.figures import plot_curves
 
-    for seed in (1, 2):
-        (tmp_path / "runs").mkdir(exist_ok=True)
-        fake_run(tmp_path / "runs" / f"s{seed}.h5", seed=seed, sim=True)
-    path = report(tmp_path, stat="iqm", seed=1)
-    names = sorted(p.name for p in path.parent.iterdir())
-    assert names == [
-        "curves_round.png",
-        "curves_sim_time.png",
-        "curves_wall_time.png",
-        "report.md",
-        "reward_vs_communication.png",
-    ]
+    fake_run(tmp_path / "sim.h5", seed=1, sim=True)
+    fake_run(tmp_path / "real.h5", seed=1, sigma=0.2)
+    col = load([tmp_path])
+    real, sim = col.settings  # files are read in sorted order
+    assert np.isfinite(sim.metrics["sim_time"]).all() and np.isnan(real.metrics["sim_time"]).all()
+    assert plot_curves(Collection([real]), tmp_path / "none.png", x="sim_time") is None
+    out = plot_curves(col, tmp_path / "sim.png", x="sim_time", stat="iqm")
+    assert out.stat().st_size > 10_000
 
 
 def test_report_command_on_real_runs(tmp_path):
