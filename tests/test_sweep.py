@@ -167,3 +167,24 @@ def test_no_slurm_no_ids(tmp_path, monkeypatch):
     mpidrl(["run", str(config), "--out", str(tmp_path / "r.h5")])
     with h5py.File(tmp_path / "r.h5", "r") as f:
         assert f.attrs["slurm_job_id"] == "" and f.attrs["slurm_array_task_id"] == ""
+
+
+def test_local_sweep_script_runs_every_line_with_mpiexec(tmp_path):
+    import subprocess
+
+    from helpers import BIN, ROOT
+
+    path = spec(tmp_path, '[sweep]\nconfig = "base.toml"\nseeds = [1, 2]\n')
+    mpidrl(["sweep", str(path), "-o", str(tmp_path / "sw")])
+    script = [str(ROOT / "jobs" / "local" / "sweep.sh"), str(tmp_path / "sw" / "sweep.txt"), "-j", "1", "-n", "2"]
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    proc = subprocess.run(script, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 of 2 task(s) done" in proc.stdout
+    for seed in (1, 2):
+        with h5py.File(tmp_path / "sw" / "runs" / "s000" / f"seed{seed}.h5", "r") as f:
+            assert f.attrs["status"] == "complete" and f.attrs["world_size"] == 2 and f.attrs["seed"] == seed
+    # run again: mpidrl run refuses to replace the files, the script reports the failures and exits 1
+    proc = subprocess.run([*script, "-t", "1-1"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and "task 1: FAILED (exit 2)" in proc.stdout and "0 of 1 task(s) done" in proc.stdout
+    assert "exists; pass --overwrite" in (tmp_path / "sw" / "logs" / "local_1.out").read_text()
