@@ -62,7 +62,8 @@ start_munge() {
 }
 
 write_conf() {
-    # The node line as slurmd sees the hardware, so the node is not drained for a mismatch.
+    # The node line as slurmd sees the hardware, so the node is not drained for a mismatch. Addresses are
+    # given as 127.0.0.1 so that nothing depends on the host name resolving (containers, CI machines).
     local node
     node=$(slurmd -C | head -n 1)
     local memory
@@ -72,7 +73,7 @@ write_conf() {
     cat >"$CONF" <<EOF
 # Written by jobs/slurm/local-cluster.sh: a single-node test cluster.
 ClusterName=mpidrl-local
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 SlurmUser=root
@@ -94,7 +95,7 @@ ReturnToService=2
 MpiDefault=none
 SlurmctldTimeout=30
 SlurmdTimeout=30
-$node State=UNKNOWN
+$node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 EOF
 }
