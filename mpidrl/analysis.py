@@ -189,11 +189,20 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
 def load(paths: Iterable[str | Path]) -> Collection:
     """Read run files (or directories of them) into a :class:`Collection`; unreadable files are skipped."""
     runs, skipped = [], []
+    first: dict[tuple[str, int], str] = {}
     for path in find_runs(paths):
         try:
-            runs.append(read_run(path))
+            run = read_run(path)
         except RunFileError as exc:
             skipped.append(str(exc))
+            continue
+        # the same setting and seed gives the same trials: counting them twice would shrink the bands
+        key = (_setting_key(run.config), int(run.config["run"]["seed"]))
+        if key in first:
+            skipped.append(f"{path}: same setting and seed as {first[key]}")
+            continue
+        first[key] = str(path)
+        runs.append(run)
     if not runs:
         where = ", ".join(map(str, paths))
         raise AnalysisError(f"no readable mpidrl run files in {where}" + (f" ({skipped[0]})" if skipped else ""))
@@ -330,15 +339,20 @@ def table(collection: Collection, stat: str = "mean", seed: int = 0) -> str:
     return "\n".join(lines)
 
 
-def report(sweep_dir: str | Path, out_dir: str | Path | None = None, stat: str = "mean", seed: int = 0) -> Path:
-    """Every figure of a sweep and ``report.md`` (the table and the figures) in ``out_dir``."""
+def report(
+    sweep_dirs: str | Path | Sequence[str | Path], out_dir: str | Path | None = None, stat: str = "mean", seed: int = 0
+) -> Path:
+    """Every figure of one or more sweeps (e.g. one per algorithm, to put them on one page) and
+    ``report.md`` (the table and the figures) in ``out_dir`` (default: the first sweep's ``report/``)."""
     from mpidrl import figures
 
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise AnalysisError(f"{sweep_dir}: not a directory")
-    out = Path(out_dir) if out_dir else sweep_dir / "report"
-    collection = load([sweep_dir])
+    dirs = [Path(sweep_dirs)] if isinstance(sweep_dirs, (str, Path)) else [Path(d) for d in sweep_dirs]
+    for d in dirs:
+        if not d.is_dir():
+            raise AnalysisError(f"{d}: not a directory")
+    sweep_dir = " ".join(map(str, dirs))
+    out = Path(out_dir) if out_dir else dirs[0] / "report"
+    collection = load(dirs)
     drawn = figures.draw_all(collection, out, stat=stat, seed=seed)
     band = "mean, 10th-90th percentile band" if stat == "mean" else "interquartile mean, 95 % bootstrap band"
     lines = [

@@ -167,7 +167,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mpidrl.analysis import AnalysisError, report
 
     try:
-        out = report(args.sweep_dir, args.output, stat=args.stat, seed=args.seed)
+        out = report(args.sweep_dirs, args.output, stat=args.stat, seed=args.seed)
     except AnalysisError as exc:
         raise InputError(str(exc)) from None
     print(f"wrote {out}")
@@ -218,9 +218,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--throttle", type=int, metavar="N", help="at most N array tasks at once (sbatch --array=...%%N)")
     sp.set_defaults(func=cmd_sweep)
 
-    sp = sub.add_parser("report", help="figures and a Markdown table of every run file under a directory")
-    sp.add_argument("sweep_dir", metavar="SWEEP_DIR")
-    sp.add_argument("-o", "--output", metavar="DIR", help="where to write (default: SWEEP_DIR/report)")
+    sp = sub.add_parser("report", help="figures and a Markdown table of every run file under the directories")
+    sp.add_argument("sweep_dirs", nargs="+", metavar="SWEEP_DIR")
+    sp.add_argument("-o", "--output", metavar="DIR", help="where to write (default: the first SWEEP_DIR/report)")
     sp.add_argument(
         "--stat",
         choices=("mean", "iqm"),

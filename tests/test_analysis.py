@@ -82,8 +82,11 @@ def test_unfinished_runs_are_nan_not_zero(tmp_path):
     fake_run(tmp_path / "done.h5", seed=1, rounds=5)
     fake_run(tmp_path / "died.h5", seed=2, rounds=5, status="failed")  # trial 1 of 2 died after round 2 of 5
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    fake_run(tmp_path / "rerun.h5", seed=1, rounds=5)  # a copy of done.h5's setting and seed
     col = load([tmp_path])
-    assert len(col.settings) == 1 and len(col.skipped) == 1 and "junk.h5" in col.skipped[0]
+    assert len(col.settings) == 1 and len(col.skipped) == 2
+    assert "junk.h5: not a readable HDF5 file" in col.skipped[0]
+    assert col.skipped[1].endswith(f"rerun.h5: same setting and seed as {tmp_path / 'done.h5'}")
     s = col.settings[0]
     assert s.trials == 4 and s.statuses.count("failed") == 1
     msgs = s.metrics["uplink_messages"]
