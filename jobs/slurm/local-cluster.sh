@@ -50,7 +50,8 @@ start_munge() {
     chmod 700 /etc/munge
     chmod 400 /etc/munge/munge.key
     rm -f /run/munge/munged.pid
-    su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=/run/munge/munged.pid"
+    # Daemons get no stdio: a caller capturing this script's output would otherwise wait for them.
+    su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=/run/munge/munged.pid" </dev/null >/dev/null 2>&1
     for _ in $(seq 50); do
         if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
             cp /run/munge/munged.pid "$DIR/munged.pid" # remember that this script started it
@@ -110,8 +111,8 @@ start() {
     start_munge
     write_conf
     # -c: a clean start, forgetting jobs of an earlier test cluster.
-    slurmctld -c -f "$CONF"
-    slurmd -f "$CONF"
+    slurmctld -c -f "$CONF" </dev/null >/dev/null 2>&1
+    slurmd -f "$CONF" </dev/null >/dev/null 2>&1
     export SLURM_CONF=$CONF
     for _ in $(seq 100); do
         if sinfo -h -o %T 2>/dev/null | grep -qx idle; then
@@ -126,24 +127,25 @@ start() {
     die "the node did not become idle within 20 s (logs above)"
 }
 
-stop_pidfile() {
-    local pidfile=$1 pid
-    alive "$pidfile" || { rm -f "$pidfile"; return 0; }
-    pid=$(cat "$pidfile")
-    kill "$pid"
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
-}
-
 stop() {
     need_root
-    stop_pidfile "$DIR/slurmd.pid"
-    stop_pidfile "$DIR/slurmctld.pid"
-    stop_pidfile "$DIR/munged.pid" # only if start launched it
+    # Only what `start` started (their pid files); all are signalled first, then awaited.
+    local name pids=()
+    for name in slurmd slurmctld munged; do
+        if alive "$DIR/$name.pid"; then
+            pids+=("$(cat "$DIR/$name.pid")")
+            kill "${pids[-1]}"
+        fi
+        rm -f "$DIR/$name.pid"
+    done
+    local pid
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    done
     echo "local-cluster: stopped" >&2
 }
 
@@ -152,7 +154,8 @@ status() {
     for name in munged slurmctld slurmd; do
         if alive "$DIR/$name.pid"; then echo "$name: running (pid $(cat "$DIR/$name.pid"))"; else echo "$name: not started here"; fi
     done
-    if [ -f "$CONF" ]; then SLURM_CONF=$CONF sinfo 2>/dev/null || true; fi
+    # sinfo would retry for seconds against a controller that is not there
+    if alive "$DIR/slurmctld.pid"; then SLURM_CONF=$CONF sinfo 2>/dev/null || true; fi
 }
 
 case "${1:-}" in
