@@ -8,6 +8,7 @@ world-size check must stop it), and a 4-task array of sweep.sbatch launched with
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -53,6 +54,9 @@ def slurm():
     if os.geteuid() != 0:
         pytest.skip("needs root to install slurm-wlm/munge and start munged, slurmctld and slurmd")
     env = {**os.environ, "MPIDRL_SLURM_DIR": str(STATE), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    # one test session at a time owns the cluster (several checkouts may test on one machine)
+    lock = open(f"{STATE}.lock", "w")  # held until the fixture ends
+    fcntl.flock(lock, fcntl.LOCK_EX)
     running = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True, text=True, env=env, timeout=30)
     started = "slurmctld: running" not in running.stdout
     if started:
@@ -62,6 +66,7 @@ def slurm():
     yield env
     if started:
         subprocess.run(["bash", str(CLUSTER), "stop"], check=True, env=env, timeout=60)
+    lock.close()
 
 
 def sbatch(env: dict[str, str], cwd: Path, args: list[str], extra: dict[str, str] | None = None) -> str:
