@@ -1,4 +1,4 @@
-"""The ``mpidrl`` command: run, validate, info, summary, plot.
+"""The ``mpidrl`` command: run, validate, info, summary, plot, sweep, report.
 
 ``mpiexec -n 4 mpidrl run CONFIG.toml`` runs an experiment on four ranks; without mpiexec it runs in one
 process. Every input problem is one line on stderr and exit status 2, before any work starts and
@@ -8,6 +8,7 @@ without leaving a file behind.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import traceback
@@ -113,8 +114,13 @@ def _resume_config(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mpidrl.comm import PeerFailed, Runtime
+    from mpidrl.comm.slurm import world_size_mismatch
 
     rt = Runtime()
+    mismatch = world_size_mismatch(rt.size, os.environ)
+    if mismatch:  # every copy says so: each is rank 0 of its own world
+        print(f"mpidrl: error: {mismatch}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     node_share = rt.node_share()
     outcome = None
     if rt.is_root:
@@ -208,6 +214,36 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mpidrl.sweep import SweepError, expand, submit_command, write
+
+    try:
+        sweep = expand(args.spec, args.output)
+    except SweepError as exc:
+        raise InputError(str(exc)) from None
+    files = write(sweep, args.output, args.throttle)
+    settings = len(sweep.tasks) // len(sweep.seeds)
+    print(
+        f"{sweep.name}: {settings} setting(s) x {len(sweep.seeds)} seed(s) = {len(sweep.tasks)} tasks\n"
+        f"  task lines: {files['sweep']}\n  submit:     bash {files['submit']}\n"
+        f"              ({' '.join(submit_command(sweep, files['sweep'].parent, args.throttle))})\n"
+        f"  laptop:     jobs/local/sweep.sh {files['sweep']} -j 2 -n 1\n"
+        f"  report:     mpidrl report {files['sweep'].parent}"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mpidrl.analysis import AnalysisError, report
+
+    try:
+        out = report(args.sweep_dirs, args.output, stat=args.stat, seed=args.seed)
+    except AnalysisError as exc:
+        raise InputError(str(exc)) from None
+    print(f"wrote {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mpidrl", description="Communication-efficient distributed RL on MPI.")
     p.add_argument("--version", action="version", version=f"mpidrl {__version__}")
@@ -246,6 +282,24 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--x", choices=("round", "wall_time", "sim_time"), default="round", help="horizontal axis")
     sp.add_argument("--title")
     sp.set_defaults(func=cmd_plot)
+
+    sp = sub.add_parser("sweep", help="expand a sweep spec (grid x seeds) into SLURM array task lines")
+    sp.add_argument("spec", metavar="SPEC.toml")
+    sp.add_argument("-o", "--output", required=True, metavar="DIR", help="sweep directory (task lines, runs, logs)")
+    sp.add_argument("--throttle", type=int, metavar="N", help="at most N array tasks at once (sbatch --array=...%%N)")
+    sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser("report", help="figures and a Markdown table of every run file under the directories")
+    sp.add_argument("sweep_dirs", nargs="+", metavar="SWEEP_DIR")
+    sp.add_argument("-o", "--output", metavar="DIR", help="where to write (default: the first SWEEP_DIR/report)")
+    sp.add_argument(
+        "--stat",
+        choices=("mean", "iqm"),
+        default="mean",
+        help="mean with 10-90 %% band over trials, or interquartile mean with a 95 %% bootstrap band",
+    )
+    sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (--stat iqm)")
+    sp.set_defaults(func=cmd_report)
     return p
 
 

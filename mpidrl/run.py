@@ -59,6 +59,7 @@ def provenance(cfg: Config, rt: Runtime) -> dict[str, Any]:
         "git_sha": git_sha(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+        "slurm_array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID", ""),
         "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID", ""),
     }
 

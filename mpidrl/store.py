@@ -3,8 +3,8 @@
 Layout (T trials, R rounds, N agents)::
 
     /                         attributes: schema, config (JSON), versions, world_size, n_agents, seed,
-                              git_sha, created, slurm_job_id, slurm_array_task_id, status, rounds_done,
-                              trials_done
+                              git_sha, created, slurm_job_id, slurm_array_job_id, slurm_array_task_id,
+                              status, rounds_done, trials_done
     /metrics/<name>           [T, R, N] per agent, or [T, R]; chunked, growing along R
     /diagnostics/<name>       [T, R, N] algorithm diagnostics (ESPC utility, p_comm, ...), if record_messages
     /messages                 compound [M] one row per message, if record_messages (chunked, gzip)
