@@ -1,5 +1,6 @@
 """Environments: factories for Gymnasium ids, per-agent variation, episode roll-outs.
 
+Importing this package registers mpidrl's grid worlds (:mod:`mpidrl.envs.grids`) with Gymnasium.
 Agents never share an environment object; each logical agent gets its own instance from
 :func:`make_env`, and every episode is reset with a seed derived from the agent's coordinates so that
 what an agent sees does not depend on the rank that hosts it.
@@ -14,6 +15,9 @@ import gymnasium as gym
 import numpy as np
 
 from mpidrl.config import ConfigError, EnvConfig
+from mpidrl.envs import grids
+
+grids.register()
 
 VARIATIONS = ("none",)
 """Names accepted by ``[env] variation``."""
