@@ -24,6 +24,9 @@ from mpidrl.envs import EnvSpec, make_env, observation_encoder, rollout
 from mpidrl.log import Progress
 from mpidrl.store import MESSAGE_DTYPE, RunWriter
 
+FLUSH_EVERY = 1.0
+"""Seconds between writes of queued rounds to the run file (and before every progress line)."""
+
 
 def git_sha() -> str:
     """The commit of the source tree mpidrl runs from, if it is a git checkout."""
@@ -106,7 +109,9 @@ def execute(cfg: Config, env_spec: EnvSpec, out: str | Path, rt: Runtime, progre
     progress = progress or Progress(rt.rank, cfg.run.trials, rounds, cfg.run.log_every)
     writer = None
     if rt.is_root:
-        writer = RunWriter(out, provenance(cfg, rt), cfg.run.trials, n, spec.diagnostics, cfg.run.record_messages)
+        writer = RunWriter(
+            out, provenance(cfg, rt), cfg.run.trials, n, spec.diagnostics, cfg.run.record_messages, FLUSH_EVERY
+        )
         progress.info(
             f"mpidrl {__version__}: {cfg.algo.name} on {cfg.env.id}, {n} agents on {rt.size} "
             f"rank(s), {cfg.run.trials} trial(s) x {rounds} rounds -> {out}"
@@ -152,6 +157,8 @@ def run_trial(
         if cfg.run.record_messages:
             t = values["sim_time"] if sim else values["wall_time"]
             writer.log_messages(message_rows(res, spec, trial, r, t))
+        if progress.due(r):
+            writer.flush()  # a round the log reports is on disk
         progress.update(
             trial,
             r,

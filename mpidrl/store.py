@@ -9,8 +9,11 @@ Layout (T trials, R rounds, N agents)::
     /diagnostics/<name>       [T, R, N] algorithm diagnostics (ESPC utility, p_comm, ...), if record_messages
     /messages                 compound [M] one row per message, if record_messages (chunked, gzip)
 
-Rows not yet written read as NaN (floats) or 0 (integers). The file is flushed after every round so a
-job that dies keeps every completed round; ``status`` says whether the run is still ``running``, or
+Rows not yet written read as NaN (floats) or 0 (integers). By default every round is written and
+flushed at once. With ``flush_every > 0`` rounds are queued in memory and written as one block per
+dataset at least every ``flush_every`` seconds, at the end of each trial and on :meth:`RunWriter.flush`
+(a per-round write costs milliseconds, more than a whole grid-world round); a job that dies then keeps
+every round written before its last ``flush_every`` seconds; ``status`` says whether the run is still ``running``, or
 ended ``complete``, ``failed`` or ``interrupted``.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +91,7 @@ class RunWriter:
         n: int,
         diagnostics: Sequence[str] = (),
         record_messages: bool = False,
+        flush_every: float = 0.0,
     ):
         self.path = Path(path)
         self.file = h5py.File(self.path, "w")
@@ -135,20 +140,48 @@ class RunWriter:
                 compression="gzip",
                 shuffle=True,
             )
+        self._datasets = {  # names are unique across the two groups
+            name: ds
+            for group in ("metrics", "diagnostics")
+            if group in self.file
+            for name, ds in self.file[group].items()
+        }
+        self._rows = rows
+        self._pending: list[tuple[int, int, Mapping[str, Any]]] = []
+        self.flush_every = flush_every
+        """seconds between writes to the file (0: every round; a dying job loses at most this much)"""
         self.file.flush()
+        self._flushed = time.monotonic()
 
     def write_round(self, trial: int, round: int, values: Mapping[str, Any]) -> None:
-        """Store one round's metrics (names of /metrics or /diagnostics) and flush."""
-        for group in ("metrics", "diagnostics"):
-            if group not in self.file:
-                continue
-            for name, ds in self.file[group].items():
-                if ds.shape[1] <= round:
-                    ds.resize(round + 1, axis=1)
-                if name in values:
-                    ds[trial, round] = values[name]
-        self.file.attrs["rounds_done"] = round + 1
+        """Queue one round's metrics (names of /metrics or /diagnostics); written at the next flush."""
+        if self._pending and self._pending[-1][0] != trial:
+            self.flush()
+        self._pending.append((trial, round, values))
+        if len(self._pending) >= self._rows or time.monotonic() - self._flushed >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued rounds of the current trial as one block per dataset, then flush the file."""
+        if self._pending:
+            trial = self._pending[0][0]
+            first, last = self._pending[0][1], self._pending[-1][1]
+            block = slice(first, last + 1)
+            for name, ds in self._datasets.items():
+                if ds.shape[1] <= last:
+                    ds.resize(last + 1, axis=1)
+                rows = [values.get(name) for _, _, values in self._pending]
+                if all(row is None for row in rows):
+                    continue
+                data = np.full((last + 1 - first, *ds.shape[2:]), _fill(ds.dtype), dtype=ds.dtype)
+                for (_, r, _), row in zip(self._pending, rows):
+                    if row is not None:
+                        data[r - first] = row
+                ds[trial, block] = data
+            self.file.attrs["rounds_done"] = last + 1
+            self._pending.clear()
         self.file.flush()
+        self._flushed = time.monotonic()
 
     def log_messages(self, rows: np.ndarray) -> None:
         """Append rows of MESSAGE_DTYPE to /messages (only when record_messages is on)."""
@@ -159,11 +192,13 @@ class RunWriter:
         self.messages[start:] = rows
 
     def end_trial(self, trial: int) -> None:
+        self.flush()
         self.file.attrs["trials_done"] = trial + 1
         self.file.flush()
 
     def set_status(self, status: str) -> None:
         assert status in STATUSES, status
+        self.flush()
         self.file.attrs["status"] = status
         self.file.flush()
 

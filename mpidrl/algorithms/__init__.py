@@ -28,7 +28,7 @@ def lookup(name: str) -> AlgorithmSpec:
 def check(cfg: Config) -> EnvSpec:
     """Validate what the config alone cannot: the environment exists and the algorithm can handle it."""
     spec = lookup(cfg.algo.name)
-    env = make_env(cfg.env, 0)
+    env = make_env(cfg.env, 0, env_checker=True)
     try:
         env_spec = spec_of(env)
     finally:

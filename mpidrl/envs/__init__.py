@@ -53,12 +53,17 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(f"env.id: unknown environment {env_id!r}{hint}")
 
 
-def make_env(cfg: EnvConfig, agent: int = 0) -> gym.Env:
-    """A fresh environment instance for logical agent ``agent``."""
+def make_env(cfg: EnvConfig, agent: int = 0, env_checker: bool = False) -> gym.Env:
+    """A fresh environment instance for logical agent ``agent``.
+
+    Gymnasium's passive environment checker wraps every step; it runs once, at validation
+    (``env_checker=True``), not in the instances agents step millions of times.
+    """
     check_env_id(cfg.id)
     if cfg.variation not in VARIATIONS:
         raise ConfigError(f"env.variation: unknown {cfg.variation!r}; allowed: {', '.join(VARIATIONS)}")
     kwargs = dict(cfg.kwargs)
+    kwargs["disable_env_checker"] = not env_checker
     if cfg.max_steps > 0:
         kwargs["max_episode_steps"] = cfg.max_steps
     try:

@@ -42,6 +42,8 @@ FROZEN_LAKE_5X5 = ("SFFFF", "FHFHF", "FFFHF", "HFFFF", "FHFFG")
 """The fixed Frozen Lake map: S start, F frozen, H hole, G goal (chosen for mpidrl; the report's
 figure 3.3 shows its map only as a picture)."""
 
+_BLOCK = 256  # uniforms drawn from np_random at a time for the wind
+
 IDS = ("mpidrl/SimpleGrid-v0", "mpidrl/WindyGrid-v0", "mpidrl/FrozenLake5x5-v0")
 """Ids of the grid worlds, registered when :mod:`mpidrl.envs` is imported."""
 
@@ -72,25 +74,37 @@ class GridWorld(gym.Env):
         self.goal = rows * cols - 1
         self.observation_space = spaces.Discrete(rows * cols)
         self.action_space = spaces.Discrete(len(MOVES))
-        self._row = self._col = 0
+        # next state of each (state, action) without wind, as plain lists: a step is then a lookup
+        self._moves = [
+            [min(max(r + dr, 0), rows - 1) * cols + min(max(c + dc, 0), cols - 1) for dr, dc in MOVES.values()]
+            for r in range(rows)
+            for c in range(cols)
+        ]
+        self._state = 0
+        self._uniforms: list[float] = []
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict]:
         super().reset(seed=seed)
-        self._row = self._col = 0
+        if seed is not None:
+            self._uniforms = []  # drawn from the old np_random
+        self._state = 0
         return 0, {}
 
+    def _uniform(self) -> float:
+        """The next U(0, 1) of np_random, drawn in blocks (one draw call per step costs more than the step)."""
+        if not self._uniforms:
+            self._uniforms = self.np_random.random(_BLOCK).tolist()[::-1]
+        return self._uniforms.pop()
+
     def step(self, action: Any) -> tuple[int, float, bool, bool, dict]:
-        dr, dc = MOVES[int(action)]
-        row = min(max(self._row + dr, 0), self.rows - 1)
-        col = min(max(self._col + dc, 0), self.cols - 1)
+        state = self._moves[self._state][int(action)]
         # Two independent pushes, each clipped at the wall; no draw when a push is switched off, so
         # Simple Grid consumes no randomness at all.
-        if self.wind_up and self.np_random.random() < self.wind_up:
-            row = max(row - 1, 0)
-        if self.wind_left and self.np_random.random() < self.wind_left:
-            col = max(col - 1, 0)
-        self._row, self._col = row, col
-        state = row * self.cols + col
+        if self.wind_up and self._uniform() < self.wind_up and state >= self.cols:
+            state -= self.cols
+        if self.wind_left and self._uniform() < self.wind_left and state % self.cols:
+            state -= 1
+        self._state = state
         terminated = state == self.goal
         return state, 0.0 if terminated else -1.0, terminated, False, {}
 
@@ -99,7 +113,8 @@ class GridWorld(gym.Env):
             return None
         cells = [["." for _ in range(self.cols)] for _ in range(self.rows)]
         cells[-1][-1] = "G"
-        cells[self._row][self._col] = "A"
+        row, col = divmod(self._state, self.cols)
+        cells[row][col] = "A"
         return "\n".join("".join(r) for r in cells) + "\n"
 
 
