@@ -22,6 +22,7 @@ from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, observation_encoder, rollout, spec_of
 from mpidrl.envs.grids import shortest_path_return
 from mpidrl.policies import MLP, LinearQ
+from mpidrl.policies.qfunctions import greedy_sets
 from mpidrl.store import read_run
 
 GRID = """
@@ -209,3 +210,9 @@ def test_es_runs_on_grid_worlds_with_one_hot_states(tmp_path, env):
     assert (m["uplink_bytes"] == 8).all() and (m["downlink_bytes"] == 8 * (25 * 4 + 4 + 4 * 4 + 4 + 4 * 5 + 5)).all()
     low = -10.0 if "Simple" in env else 0.0
     assert np.isfinite(m["reward"]).all() and (m["reward"] >= low).all() and (m["steps"] <= 100).all()
+
+
+def test_greedy_sets_list_every_tied_maximum():
+    assert greedy_sets(np.array([[0, 0, 1.0], [2, 2, 2], [0, -1, -1]])) == [[2], [0, 1, 2], [0]]
+    q = np.random.default_rng(0).integers(0, 3, (25, 5)).astype(float)
+    assert greedy_sets(q) == [np.flatnonzero(row == row.max()).tolist() for row in q]

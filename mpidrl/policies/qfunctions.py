@@ -18,7 +18,10 @@ FEATURES = ("onehot",)
 
 def greedy_sets(q: np.ndarray) -> list[list[int]]:
     """For each state (row of ``q``), the actions of maximal value (several when tied)."""
-    return [np.flatnonzero(row == row.max()).tolist() for row in q]
+    best = q == q.max(axis=1, keepdims=True)
+    actions = np.nonzero(best)[1].tolist()  # row-major: each state's actions in increasing order
+    ends = np.cumsum(best.sum(axis=1)).tolist()
+    return [actions[start:end] for start, end in zip([0, *ends[:-1]], ends)]
 
 
 def greedy_actor(q: np.ndarray) -> Callable[[np.ndarray], int]:
