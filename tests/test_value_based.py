@@ -176,7 +176,7 @@ def test_ebcdql_worker_state_round_trips():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("algo", ["dql", "ebcdql"])
+@pytest.mark.parametrize("algo", ["dql", "ebcdql", "davia"])
 def test_one_and_two_ranks_give_bit_identical_metrics(tmp_path, algo):
     cfg = grid_config(tmp_path, algo, rounds=30, trials=2, n=3, env="mpidrl/WindyGrid-v0")
     got = {}
