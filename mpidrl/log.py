@@ -40,6 +40,12 @@ class Progress:
         if self.enabled:
             print(text, file=self.stream, flush=True)
 
+    def due(self, round: int) -> bool:
+        """Whether :meth:`update` for ``round`` will print a line (so the run file can be flushed first)."""
+        if not self.enabled or self.bar:
+            return False
+        return time.perf_counter() - self.last >= self.every or round + 1 == self.rounds
+
     def update(
         self, trial: int, round: int, reward: float, messages: float, up_bytes: float, down_bytes: float
     ) -> None:

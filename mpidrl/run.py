@@ -29,6 +29,9 @@ from mpidrl.envs import EnvSpec, make_env, observation_encoder, rollout
 from mpidrl.log import Progress
 from mpidrl.store import MESSAGE_DTYPE, Checkpoint, RunWriter, read_checkpoint
 
+FLUSH_EVERY = 1.0
+"""Seconds between writes of queued rounds to the run file (and before every progress line)."""
+
 
 def git_sha() -> str:
     """The commit of the source tree mpidrl runs from, if it is a git checkout."""
@@ -182,6 +185,7 @@ class Experiment:
                 n,
                 self.spec.diagnostics,
                 cfg.run.record_messages,
+                FLUSH_EVERY,
             )
             self.progress.info(
                 f"mpidrl {__version__}: {cfg.algo.name} on {cfg.env.id}, {n} agents on "
@@ -190,7 +194,7 @@ class Experiment:
             )
             return 0, 0, {}, (0.0, np.nan)
         ckpt = read_checkpoint(self.out)
-        self.writer = RunWriter.reopen(self.out)
+        self.writer = RunWriter.reopen(self.out, FLUSH_EVERY)
         trials_done = int(self.writer.file.attrs["trials_done"])
         if ckpt is None or ckpt.trial < trials_done:
             start = (trials_done, 0, {}, (0.0, np.nan))
@@ -284,6 +288,8 @@ class Experiment:
         if cfg.run.record_messages:
             t = values["sim_time"] if sim else values["wall_time"]
             self.writer.log_messages(message_rows(res, spec, trial, r, t))
+        if self.progress.due(r):
+            self.writer.flush()  # a round the log reports is on disk
         self.progress.update(
             trial,
             r,

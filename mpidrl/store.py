@@ -11,8 +11,11 @@ Layout (T trials, R rounds, N agents)::
     /checkpoint               attributes trial, round, wall_time, sim_time; datasets learner/<key> and
                               workers/<key> (rows = agents): the state to resume exactly before ``round``
 
-Rows not yet written read as NaN (floats) or 0 (integers). The file is flushed after every round so a
-job that dies keeps every completed round; ``status`` says whether the run is still ``running``, or
+Rows not yet written read as NaN (floats) or 0 (integers). By default every round is written and
+flushed at once. With ``flush_every > 0`` rounds are queued in memory and written as one block per
+dataset at least every ``flush_every`` seconds, at the end of each trial and on :meth:`RunWriter.flush`
+(a per-round write costs milliseconds, more than a whole grid-world round); a job that dies then keeps
+every round written before its last ``flush_every`` seconds; ``status`` says whether the run is still ``running``, or
 ended ``complete``, ``failed`` or ``interrupted``.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +110,7 @@ class RunWriter:
         n: int,
         diagnostics: Sequence[str] = (),
         record_messages: bool = False,
+        flush_every: float = 0.0,
     ):
         self.path = Path(path)
         self.file = h5py.File(self.path, "w")
@@ -154,10 +159,21 @@ class RunWriter:
                 compression="gzip",
                 shuffle=True,
             )
+        self._datasets = {  # names are unique across the two groups
+            name: ds
+            for group in ("metrics", "diagnostics")
+            if group in self.file
+            for name, ds in self.file[group].items()
+        }
+        self._rows = rows
+        self._pending: list[tuple[int, int, Mapping[str, Any]]] = []
+        self.flush_every = flush_every
+        """seconds between writes to the file (0: every round; a dying job loses at most this much)"""
         self.file.flush()
+        self._flushed = time.monotonic()
 
     @classmethod
-    def reopen(cls, path: str | Path) -> RunWriter:
+    def reopen(cls, path: str | Path, flush_every: float = 0.0) -> RunWriter:
         """Open an existing run file to continue writing it (``--resume``)."""
         self = cls.__new__(cls)
         self.path = Path(path)
@@ -165,11 +181,22 @@ class RunWriter:
         self.trials, _, self.n = self.file["metrics/reward"].shape
         self.diagnostics = tuple(self.file["diagnostics"]) if "diagnostics" in self.file else ()
         self.messages = self.file["messages"] if "messages" in self.file else None
+        self._datasets = {
+            name: ds
+            for group in ("metrics", "diagnostics")
+            if group in self.file
+            for name, ds in self.file[group].items()
+        }
+        self._rows = self.file["metrics/reward"].chunks[1]
+        self._pending = []
+        self.flush_every = flush_every
+        self._flushed = time.monotonic()
         self.file.attrs["status"] = "running"
         return self
 
     def write_checkpoint(self, ckpt: Checkpoint) -> None:
         """Store ``ckpt`` in /checkpoint, overwriting datasets in place when their shape is unchanged."""
+        self.flush()  # the rounds before the checkpoint are on disk before the checkpoint says so
         group = self.file.require_group("checkpoint")
         for name in ("trial", "round", "wall_time", "sim_time"):
             group.attrs[name] = getattr(ckpt, name)
@@ -199,17 +226,34 @@ class RunWriter:
             self.messages[:] = rows[keep]
 
     def write_round(self, trial: int, round: int, values: Mapping[str, Any]) -> None:
-        """Store one round's metrics (names of /metrics or /diagnostics) and flush."""
-        for group in ("metrics", "diagnostics"):
-            if group not in self.file:
-                continue
-            for name, ds in self.file[group].items():
-                if ds.shape[1] <= round:
-                    ds.resize(round + 1, axis=1)
-                if name in values:
-                    ds[trial, round] = values[name]
-        self.file.attrs["rounds_done"] = round + 1
+        """Queue one round's metrics (names of /metrics or /diagnostics); written at the next flush."""
+        if self._pending and self._pending[-1][0] != trial:
+            self.flush()
+        self._pending.append((trial, round, values))
+        if len(self._pending) >= self._rows or time.monotonic() - self._flushed >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued rounds of the current trial as one block per dataset, then flush the file."""
+        if self._pending:
+            trial = self._pending[0][0]
+            first, last = self._pending[0][1], self._pending[-1][1]
+            block = slice(first, last + 1)
+            for name, ds in self._datasets.items():
+                if ds.shape[1] <= last:
+                    ds.resize(last + 1, axis=1)
+                rows = [values.get(name) for _, _, values in self._pending]
+                if all(row is None for row in rows):
+                    continue
+                data = np.full((last + 1 - first, *ds.shape[2:]), _fill(ds.dtype), dtype=ds.dtype)
+                for (_, r, _), row in zip(self._pending, rows):
+                    if row is not None:
+                        data[r - first] = row
+                ds[trial, block] = data
+            self.file.attrs["rounds_done"] = last + 1
+            self._pending.clear()
         self.file.flush()
+        self._flushed = time.monotonic()
 
     def log_messages(self, rows: np.ndarray) -> None:
         """Append rows of MESSAGE_DTYPE to /messages (only when record_messages is on)."""
@@ -220,11 +264,13 @@ class RunWriter:
         self.messages[start:] = rows
 
     def end_trial(self, trial: int) -> None:
+        self.flush()
         self.file.attrs["trials_done"] = trial + 1
         self.file.flush()
 
     def set_status(self, status: str) -> None:
         assert status in STATUSES, status
+        self.flush()
         self.file.attrs["status"] = status
         self.file.flush()
 

@@ -1,6 +1,7 @@
 """Failures end the job fast, run files survive them, and resumed runs equal uninterrupted ones."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,17 +53,18 @@ def start(nprocs, args):
     return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_round(proc, marker, timeout=60):
-    """Read the progress lines until one contains ``marker``."""
+def wait_for_round(proc, trial, round, timeout=60):
+    """Read the progress lines until one reports ``round`` (1-based) of ``trial`` or later."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
-        if marker in line:
+        seen = re.search(r"trial (\d+)/\d+ round (\d+)/", line)
+        if seen and (int(seen[1]), int(seen[2])) >= (trial, round):
             return
         if not line and proc.poll() is not None:
             break
     proc.kill()
-    raise AssertionError(f"never saw {marker!r}")
+    raise AssertionError(f"never saw trial {trial} round {round}")
 
 
 def rank_pid(out, rank):
@@ -102,7 +104,7 @@ def test_sigkill_of_a_rank_ends_the_job_and_the_run_resumes_exactly(tmp_path):
     mpirun(2, ["run", str(cfg), "--out", str(ref)], env=ENV)
     out = tmp_path / "killed.h5"
     proc = start(3, ["run", str(cfg), "--out", str(out)])
-    wait_for_round(proc, "trial 1/2 round 20/60")
+    wait_for_round(proc, 1, 20)
     os.kill(rank_pid(out, 2), signal.SIGKILL)
     t0 = time.monotonic()
     proc.wait(timeout=30)
@@ -123,7 +125,7 @@ def test_sigterm_checkpoints_and_resume_at_another_world_size_is_bit_identical(t
     mpirun(1, ["run", str(cfg), "--out", str(ref)], env=ENV)
     out = tmp_path / "stopped.h5"
     proc = start(2, ["run", str(cfg), "--out", str(out)])
-    wait_for_round(proc, "trial 2/2 round 10/60")
+    wait_for_round(proc, 2, 10)
     proc.send_signal(signal.SIGTERM)  # what SLURM sends at the time limit; mpiexec forwards it to every rank
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, err

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from mpidrl.algorithms import es
+from mpidrl.algorithms import davia, es, qlearning
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.config import ALGO_PARAMS, Config, ConfigError
 from mpidrl.envs import EnvSpec, available_memory, footprint, make_env, spec_of
 from mpidrl.policies import make_policy
 
-REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (es.SPEC,)}
+REGISTRY: dict[str, AlgorithmSpec] = {
+    spec.name: spec for spec in (es.SPEC, qlearning.DQL_SPEC, qlearning.EBCDQL_SPEC, davia.SPEC)
+}
 """Every runnable algorithm by its ``[algo] name``."""
 
 assert set(REGISTRY) <= set(ALGO_PARAMS), "every algorithm needs a parameter dataclass in config.algos"
@@ -28,7 +30,7 @@ def check(cfg: Config, node_share: float = 1.0) -> EnvSpec:
     """Validate what the config alone cannot: the environment exists, the algorithm can handle it, and
     the agents fit in memory (``node_share``: the fraction of all agents this machine hosts)."""
     spec = lookup(cfg.algo.name)
-    env = make_env(cfg.env, 0)
+    env = make_env(cfg.env, 0, env_checker=True)
     try:
         env_spec = spec_of(env)
     finally:

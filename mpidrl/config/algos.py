@@ -33,7 +33,106 @@ class ESParams:
         require(self.episodes >= 1, f"{key}.episodes", f"must be >= 1, got {self.episodes}")
 
 
+def _check_exploration(params: object, key: str) -> None:
+    """Range checks shared by the epsilon-greedy schedules of the value-based algorithms."""
+    for name in ("explore_start", "explore_end"):
+        value = getattr(params, name)
+        require(0.0 <= value <= 1.0, f"{key}.{name}", f"must be in [0, 1], got {value}")
+    require(params.explore_decay >= 0, f"{key}.explore_decay", f"must be >= 0, got {params.explore_decay}")
+    require(
+        params.explore_end <= params.explore_start,
+        f"{key}.explore_end",
+        f"must be <= explore_start ({params.explore_start}), got {params.explore_end}",
+    )
+
+
+@dataclass(frozen=True)
+class DQLParams:
+    """Distributed Q-learning (report 2.4.1): each agent sends its whole trajectory every episode."""
+
+    name: str = "dql"
+    """algorithm name"""
+    alpha: float = 0.9
+    """learner step: Q(s, a) += alpha * mean TD error of the round's samples at (s, a)"""
+    explore_start: float = 0.8
+    """epsilon-greedy exploration rate in round 0"""
+    explore_decay: float = 0.01
+    """exploration rate subtracted per round (one episode per agent per round)"""
+    explore_end: float = 0.05
+    """floor of the exploration rate"""
+
+    def check(self, key: str) -> None:
+        require(0 < self.alpha <= 1, f"{key}.alpha", f"must be in (0, 1], got {self.alpha}")
+        _check_exploration(self, key)
+
+
+@dataclass(frozen=True)
+class EBCDQLParams:
+    """Event-based communication DQL (report 2.4.2): only samples whose TD error triggers are sent."""
+
+    name: str = "ebcdql"
+    """algorithm name"""
+    alpha: float = 0.9
+    """learner step, as in dql"""
+    beta: float = 0.3
+    """trigger level filter: L <- (1 - beta) L + beta |delta| (report range 0.05-0.6)"""
+    rho: float = 1.1
+    """a sample is sent when |delta| >= max(rho L, eps_floor) (report range 0.9-1.3)"""
+    eps_floor: float = 0.01
+    """smallest |TD error| ever sent"""
+    explore_start: float = 0.8
+    """epsilon-greedy exploration rate in round 0"""
+    explore_decay: float = 0.01
+    """exploration rate subtracted per round"""
+    explore_end: float = 0.05
+    """floor of the exploration rate"""
+
+    def check(self, key: str) -> None:
+        require(0 < self.alpha <= 1, f"{key}.alpha", f"must be in (0, 1], got {self.alpha}")
+        require(0 < self.beta <= 1, f"{key}.beta", f"must be in (0, 1], got {self.beta}")
+        require(self.rho > 0, f"{key}.rho", f"must be > 0, got {self.rho}")
+        require(self.eps_floor >= 0, f"{key}.eps_floor", f"must be >= 0, got {self.eps_floor}")
+        _check_exploration(self, key)
+
+
+@dataclass(frozen=True)
+class DAVIAParams:
+    """DAVIA (report 2.4.3, Gatsis 2021): linear Q, an agent uploads its gradient only when it pays."""
+
+    name: str = "davia"
+    """algorithm name"""
+    step: float = 1.0
+    """learner step eps: w <- w - eps * mean of the received gradients"""
+    lam: float = 0.05
+    """lambda of the upload condition g^T (I - eps/2 A) g >= lambda / rho^max(N-1-k, 0)"""
+    rho: float = 0.9999
+    """rho of the upload condition (the threshold falls towards lambda as k approaches N - 1)"""
+    horizon: int = 1000
+    """N, the planned number of episodes in the upload condition"""
+    reg: float = 1e-3
+    """L2 regularisation of the weights in the gradient"""
+    features: Literal["onehot"] = "onehot"
+    """feature map phi(s, a) of the linear action-value function"""
+    explore_start: float = 0.8
+    """epsilon-greedy exploration rate in round 0"""
+    explore_decay: float = 0.01
+    """exploration rate subtracted per round"""
+    explore_end: float = 0.05
+    """floor of the exploration rate"""
+
+    def check(self, key: str) -> None:
+        require(self.step > 0, f"{key}.step", f"must be > 0, got {self.step}")
+        require(self.lam >= 0, f"{key}.lam", f"must be >= 0, got {self.lam}")
+        require(0 < self.rho <= 1, f"{key}.rho", f"must be in (0, 1], got {self.rho}")
+        require(self.horizon >= 1, f"{key}.horizon", f"must be >= 1, got {self.horizon}")
+        require(self.reg >= 0, f"{key}.reg", f"must be >= 0, got {self.reg}")
+        _check_exploration(self, key)
+
+
 ALGO_PARAMS: dict[str, type] = {
     "es": ESParams,
+    "dql": DQLParams,
+    "ebcdql": EBCDQLParams,
+    "davia": DAVIAParams,
 }
 """Every algorithm name accepted in ``[algo] name``, with its parameter dataclass."""

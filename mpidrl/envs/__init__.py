@@ -1,5 +1,6 @@
 """Environments: factories for Gymnasium ids, per-agent variation, episode roll-outs.
 
+Importing this package registers mpidrl's grid worlds (:mod:`mpidrl.envs.grids`) with Gymnasium.
 Agents never share an environment object; each logical agent gets its own instance from
 :func:`make_env`, and every episode is reset with a seed derived from the agent's coordinates so that
 what an agent sees does not depend on the rank that hosts it.
@@ -16,6 +17,9 @@ import gymnasium as gym
 import numpy as np
 
 from mpidrl.config import ConfigError, EnvConfig
+from mpidrl.envs import grids
+
+grids.register()
 
 VARIATIONS = ("none",)
 """Names accepted by ``[env] variation``."""
@@ -62,12 +66,17 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(f"env.id: unknown environment {env_id!r}{hint}")
 
 
-def make_env(cfg: EnvConfig, agent: int = 0) -> gym.Env:
-    """A fresh environment instance for logical agent ``agent``."""
+def make_env(cfg: EnvConfig, agent: int = 0, env_checker: bool = False) -> gym.Env:
+    """A fresh environment instance for logical agent ``agent``.
+
+    Gymnasium's passive environment checker wraps every step; it runs once, at validation
+    (``env_checker=True``), not in the instances agents step millions of times.
+    """
     check_env_id(cfg.id)
     if cfg.variation not in VARIATIONS:
         raise ConfigError(f"env.variation: unknown {cfg.variation!r}; allowed: {', '.join(VARIATIONS)}")
     kwargs = dict(cfg.kwargs)
+    kwargs["disable_env_checker"] = not env_checker
     if cfg.max_steps > 0:
         kwargs["max_episode_steps"] = cfg.max_steps
     try:

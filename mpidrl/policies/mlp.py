@@ -74,6 +74,11 @@ class MLP:
                 x = act(x @ w + b)
             return x @ w_out + b_out
 
+        if self.spec.discrete_actions and self.spec.discrete_obs:
+            # Over a few discrete states a deterministic policy is a lookup table: one batched forward
+            # pass per parameter vector instead of one per step (obs is the state's one-hot vector).
+            table = np.argmax(features(np.eye(self.spec.discrete_obs)), axis=1).tolist()
+            return lambda obs: table[int(obs.argmax())]
         if self.spec.discrete_actions:
             return lambda obs: int(np.argmax(features(obs)))
         low, half = self._low, self._half_range

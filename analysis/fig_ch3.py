@@ -1,0 +1,95 @@
+"""The report's value-based comparisons (Figures 3.4, 3.5, 4.2, 4.3) from run files.
+
+    python analysis/fig_ch3.py results/value_based/fig3_4_simplegrid_*.h5 -o docs/figures/fig3_4_simplegrid.png
+
+draws reward, messages per agent and uplink bytes per agent against the round (one episode per agent
+per round), each as the mean over trials and agents with the 10th-90th percentile band across trials,
+every run file on the same axes, and prints a table of the same quantities over a few windows of rounds.
+``--cumulative`` plots the cumulative reward (the report's Figure 3.5a, for the noisy Frozen Lake).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mpidrl.plots import agent_mean, band
+from mpidrl.store import Run, read_run
+
+PANELS = (
+    ("reward", "discounted reward"),
+    ("uplink_messages", "messages / agent"),
+    ("uplink_bytes", "uplink bytes / agent"),
+)
+WINDOWS = ((0, 10), (90, 100), (190, 200), (490, 500), (990, 1000))
+"""Rounds [start, stop) averaged in the printed table."""
+
+
+def per_trial(run: Run, metric: str, cumulative: bool = False) -> np.ndarray:
+    """[T, R] per-trial agent means of a metric (silent agents' NaN rewards do not count)."""
+    values = agent_mean(run, metric)
+    return np.cumsum(values, axis=1) if cumulative else values
+
+
+def draw(runs: list[Run], out: Path, title: str | None, cumulative: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 4), constrained_layout=True)
+    for run in runs:
+        trials, rounds = run.metrics["reward"].shape[:2]
+        xs = np.arange(1, rounds + 1)
+        for ax, (metric, ylabel) in zip(axes, PANELS):
+            mean, lo, hi = band(per_trial(run, metric, cumulative and metric == "reward"))
+            (line,) = ax.plot(xs, mean, lw=1.2, label=f"{run.config['algo']['name']} ({trials} trials)")
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.set_xlabel("episode (round)")
+            ax.set_ylabel(("cumulative " if cumulative and metric == "reward" else "") + ylabel)
+    axes[2].set_yscale("symlog", linthresh=10)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def table(runs: list[Run]) -> str:
+    """Markdown table: mean reward, messages and bytes per agent over each window of rounds."""
+    head = "| algo | metric | " + " | ".join(f"rounds {a + 1}-{b}" for a, b in WINDOWS) + " |"
+    lines = [head, "|" + "---|" * (len(WINDOWS) + 2)]
+    for run in runs:
+        for metric, name in PANELS:
+            values = per_trial(run, metric)
+            cells = []
+            for a, b in WINDOWS:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    cells.append(f"{np.nanmean(values[:, a:b]):.3f}" if b <= values.shape[1] else "")
+            lines.append(f"| {run.config['algo']['name']} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", metavar="RUN.h5")
+    p.add_argument("-o", "--output", required=True, metavar="FIG.png")
+    p.add_argument("--title")
+    p.add_argument("--cumulative", action="store_true", help="plot the cumulative reward")
+    args = p.parse_args(argv)
+    runs = [read_run(path) for path in args.runs]
+    draw(runs, Path(args.output), args.title, args.cumulative)
+    print(table(runs))
+    for run in runs:
+        wall = np.nanmax(run.metrics["wall_time"], axis=1)
+        print(f"{run.path}: {run.attrs['status']}, {len(wall)} trials, {np.nansum(wall):.0f} s in trials")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

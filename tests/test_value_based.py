@@ -1,0 +1,218 @@
+"""DQL, EBCDQL and DAVIA: hand-computed updates, the trigger and upload conditions, message sizes,
+learning on Simple Grid, refusal of unsuitable environments, rank-count invariance; ES on grids."""
+
+import numpy as np
+import pytest
+from helpers import mpidrl, mpirun, write_config
+
+from mpidrl import algorithms
+from mpidrl.algorithms import Context, lookup
+from mpidrl.algorithms.davia import davia_gradient, predicted_decrease, upload_threshold
+from mpidrl.algorithms.qlearning import (
+    SAMPLE_DTYPE,
+    TRANSITION_DTYPE,
+    Trajectory,
+    exploration_rate,
+    pack_trajectory,
+    td_update,
+    trigger,
+    unpack_trajectory,
+)
+from mpidrl.config import ConfigError, load
+from mpidrl.envs import make_env, observation_encoder, rollout, spec_of
+from mpidrl.envs.grids import shortest_path_return
+from mpidrl.policies import MLP, LinearQ
+from mpidrl.policies.qfunctions import greedy_sets
+from mpidrl.store import read_run
+
+GRID = """
+[run]
+seed = 5
+trials = {trials}
+rounds = {rounds}
+record_messages = true
+[env]
+id = "{env}"
+gamma = 0.9
+[agents]
+n = {n}
+[algo]
+name = "{algo}"
+"""
+
+
+def grid_config(tmp_path, algo, rounds=40, trials=1, n=3, env="mpidrl/SimpleGrid-v0", name="c.toml"):
+    return write_config(tmp_path / name, GRID.format(algo=algo, rounds=rounds, trials=trials, n=n, env=env))
+
+
+def test_td_update_matches_hand_computation():
+    q = np.zeros((3, 2))
+    q[1] = [0.5, 2.0]
+    s, a = np.array([0, 0, 1]), np.array([1, 1, 0])
+    r, s2, terminal = np.array([-1.0, 1.0, 0.0]), np.array([1, 2, 1]), np.array([False, True, False])
+    td_update(q, (s, a, r, s2, terminal), alpha=0.5, gamma=0.9)
+    # (0, 1): deltas -1 + 0.9 * 2 = 0.8 and 1 (terminal, no bootstrap), mean 0.9; (1, 0): 0.9 * 2 - 0.5 = 1.3
+    np.testing.assert_allclose(q, [[0.0, 0.45], [0.5 + 0.65, 2.0], [0.0, 0.0]])
+
+
+def trajectory(states, actions, rewards, terminated):
+    return Trajectory(np.array(states), np.array(actions), np.array(rewards, float), terminated, 0.0)
+
+
+def test_trajectory_messages_derive_s_next_and_shrink_with_the_episode():
+    done = pack_trajectory(trajectory([0, 1, 6, 7], [2, 1, 2], [-1, -1, 0], True))
+    assert done.dtype == TRANSITION_DTYPE and done.nbytes == 3 * 12  # s' is never sent twice
+    s, a, r, s2, terminal = unpack_trajectory(done)
+    np.testing.assert_array_equal(s, [0, 1, 6])
+    np.testing.assert_array_equal(s2[:2], [1, 6])
+    np.testing.assert_array_equal(terminal, [False, False, True])
+    np.testing.assert_array_equal(a, [2, 1, 2])
+    np.testing.assert_array_equal(r, [-1, -1, 0])
+    cut = pack_trajectory(trajectory([0, 0, 5], [4, 1], [-1, -1], False))
+    assert cut.nbytes == 3 * 12  # truncated: one state-only record carries s_T for the bootstrap
+    s, a, r, s2, terminal = unpack_trajectory(cut)
+    np.testing.assert_array_equal(s2, [0, 5])
+    assert not terminal.any() and len(s) == 2
+
+
+def test_ebcdql_trigger_updates_the_level_before_the_test():
+    mask, level = trigger(np.array([1.0, -0.8]), 0.0, beta=0.5, rho=1.3, eps_floor=0.0)
+    # L = 0.5 then 0.65: 1 >= 0.65 sends, 0.8 < 1.3 * 0.65 does not (testing before updating would send it)
+    assert mask.tolist() == [True, False] and level == pytest.approx(0.65)
+    mask, level = trigger(np.array([1.0, 0.5, 2.0, 0.0]), 0.0, beta=0.5, rho=1.0, eps_floor=0.1)
+    assert mask.tolist() == [True, True, True, False] and level == pytest.approx(0.625)
+    mask, _ = trigger(np.array([0.05, 0.2]), 0.0, beta=0.5, rho=0.0, eps_floor=0.1)
+    assert mask.tolist() == [False, True]  # the floor applies even when rho L is smaller
+
+
+def test_davia_gradient_and_upload_condition_match_hand_computation():
+    model = LinearQ(2, 2)
+    w = np.array([1.0, 0.5, 3.0, 2.0])  # Q[0] = (1, 0.5), Q[1] = (3, 2)
+    g, features = davia_gradient(
+        model, w, np.array([0, 1, 1]), np.array([1, 0]), np.array([-1.0, 0.0]), np.array([0, 1]), 0.9, 0.1
+    )
+    # residuals: 0.5 + 1 - 0.9 * 3 = -1.2 and 3 - 0 (terminal); g = (-0.6 e1 + 1.5 e2) + 0.1 w
+    np.testing.assert_allclose(g, [0.1, -0.55, 1.8, 0.2])
+    decrease = predicted_decrease(g, features, step=1.0)  # g.g - 1/2 g^T diag(0, .5, .5, 0) g
+    assert decrease == pytest.approx(3.5925 - 0.5 * 1.77125)
+    assert upload_threshold(2.7, 0.5, horizon=3, round=0) == pytest.approx(10.8)
+    assert decrease < upload_threshold(2.7, 0.5, 3, 0) and decrease >= upload_threshold(2.7, 0.5, 3, 2)
+    assert upload_threshold(2.7, 0.5, 3, 7) == 2.7
+
+
+def test_exploration_schedule():
+    p = load(None, ['algo.name="davia"']).algo
+    assert [exploration_rate(p, k) for k in (0, 10, 75, 500)] == pytest.approx([0.8, 0.7, 0.05, 0.05])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("algo.beta=0", "algo.beta: must be in (0, 1]"),
+        ("algo.alpha=1.5", "algo.alpha: must be in (0, 1]"),
+        ("algo.explore_end=0.9", "algo.explore_end: must be <= explore_start"),
+    ],
+)
+def test_parameter_ranges_are_checked(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load(None, ['algo.name="ebcdql"', override])
+
+
+def test_dql_reaches_the_optimal_return_on_simple_grid_within_300_rounds():
+    cfg = load(None, ['algo.name="dql"', 'env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", "agents.n=5"])
+    env_spec = algorithms.check(cfg)
+    spec, ctx = lookup("dql"), Context(cfg, 0, env_spec)
+    learner, worker = spec.learner(ctx), spec.worker(ctx, range(5))
+    env, encode = make_env(cfg.env), observation_encoder(env_spec)
+    for r in range(300):
+        worker.receive(learner.downlink())
+        learner.update(r, [(i, worker.act(r, i).message) for i in range(5)])
+        if rollout(env, learner.actor(), encode, 0.9, 0).discounted == pytest.approx(shortest_path_return(0.9)):
+            break
+    else:
+        pytest.fail("the greedy policy did not reach the optimal return in 300 rounds")
+    assert shortest_path_return(0.9) == pytest.approx(-5.2170, abs=1e-4)
+
+
+def test_tabular_algorithms_refuse_continuous_observations(tmp_path):
+    cfg = write_config(tmp_path / "bad.toml", '[env]\nid = "CartPole-v1"\n[algo]\nname = "dql"\n')
+    proc = mpidrl(["validate", str(cfg)], check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "dql needs a Discrete observation space" in proc.stderr
+    for algo in ("ebcdql", "davia"):
+        with pytest.raises(ConfigError, match=f"{algo} needs a Discrete observation space"):
+            algorithms.check(load(None, [f'algo.name="{algo}"']))
+
+
+def test_uplink_bytes_are_the_payloads_actually_sent(tmp_path):
+    runs = {}
+    for algo in ("dql", "ebcdql", "davia"):
+        out = tmp_path / f"{algo}.h5"
+        mpidrl(["run", str(grid_config(tmp_path, algo, rounds=60, name=f"{algo}.toml")), "--out", str(out)])
+        runs[algo] = read_run(out)
+    m = runs["dql"].metrics
+    terminated = m["return"] == -(m["steps"] - 1)  # Simple Grid pays -1 on every step but the goal's
+    assert terminated.any() and (m["uplink_messages"] == 1).all()
+    np.testing.assert_array_equal(m["uplink_bytes"], 12 * (m["steps"] + ~terminated))
+    e = runs["ebcdql"]
+    np.testing.assert_array_equal(e.metrics["uplink_bytes"], SAMPLE_DTYPE.itemsize * e.diagnostics["triggered"])
+    np.testing.assert_array_equal(e.metrics["uplink_messages"], e.diagnostics["triggered"] > 0)
+    assert (e.diagnostics["triggered"] < e.metrics["steps"]).any()  # not every step is worth sending
+    d = runs["davia"].metrics
+    np.testing.assert_array_equal(d["uplink_bytes"], 125 * 8 * d["uplink_messages"])  # d = 25 states x 5 actions
+    assert (d["downlink_bytes"] == 1000).all() and (m["downlink_bytes"] == 1000).all()
+
+
+def test_ebcdql_worker_state_round_trips():
+    cfg = load(None, ['algo.name="ebcdql"', 'env.id="mpidrl/SimpleGrid-v0"', "agents.n=3"])
+    ctx = Context(cfg, 0, algorithms.check(cfg))
+    worker = lookup("ebcdql").worker(ctx, [1, 2])
+    worker.receive(np.zeros(125))
+    worker.act(0, 1)
+    state = worker.state_dict()
+    other = lookup("ebcdql").worker(ctx, [1, 2])
+    other.load_state_dict(state)
+    assert other.level == worker.level and worker.level[1] > 0 and worker.level[2] == 0
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("algo", ["dql", "ebcdql", "davia"])
+def test_one_and_two_ranks_give_bit_identical_metrics(tmp_path, algo):
+    cfg = grid_config(tmp_path, algo, rounds=30, trials=2, n=3, env="mpidrl/WindyGrid-v0")
+    got = {}
+    for np_ in (1, 2):
+        out = tmp_path / f"r{np_}.h5"
+        mpirun(np_, ["run", str(cfg), "--out", str(out)], timeout=90)
+        got[np_] = read_run(out)
+    for name, values in got[1].metrics.items():
+        if name != "wall_time":
+            np.testing.assert_array_equal(values, got[2].metrics[name], err_msg=name)
+    for name, values in got[1].diagnostics.items():
+        np.testing.assert_array_equal(values, got[2].diagnostics[name], err_msg=name)
+
+
+def test_mlp_lookup_table_actor_matches_the_network_on_discrete_states():
+    env = make_env(load(None, ['env.id="mpidrl/WindyGrid-v0"']).env)
+    spec = spec_of(env)
+    mlp = MLP(spec, (4, 4))
+    theta = mlp.init(np.random.default_rng(0)) * 3
+    act, encode = mlp.actor(theta), observation_encoder(spec)
+    for s in range(25):
+        assert act(encode(s)) == int(np.argmax(mlp.forward(theta, encode(s))))
+
+
+@pytest.mark.parametrize("env", ["mpidrl/SimpleGrid-v0", "mpidrl/FrozenLake5x5-v0"])
+def test_es_runs_on_grid_worlds_with_one_hot_states(tmp_path, env):
+    cfg = grid_config(tmp_path, "es", rounds=4, n=4, env=env)
+    out = tmp_path / "es.h5"
+    mpidrl(["run", str(cfg), "--out", str(out), "--set", "policy.hidden=[4, 4]", "--set", 'optim.name="sgd"'])
+    m = read_run(out).metrics
+    assert (m["uplink_bytes"] == 8).all() and (m["downlink_bytes"] == 8 * (25 * 4 + 4 + 4 * 4 + 4 + 4 * 5 + 5)).all()
+    low = -10.0 if "Simple" in env else 0.0
+    assert np.isfinite(m["reward"]).all() and (m["reward"] >= low).all() and (m["steps"] <= 100).all()
+
+
+def test_greedy_sets_list_every_tied_maximum():
+    assert greedy_sets(np.array([[0, 0, 1.0], [2, 2, 2], [0, -1, -1]])) == [[2], [0, 1, 2], [0]]
+    q = np.random.default_rng(0).integers(0, 3, (25, 5)).astype(float)
+    assert greedy_sets(q) == [np.flatnonzero(row == row.max()).tolist() for row in q]
