@@ -132,6 +132,10 @@ def run_trial(
     progress: Progress,
 ) -> None:
     """All rounds of one trial."""
+    if spec.protocol != "sync":
+        from mpidrl.run_async import run_async_trial
+
+        return run_async_trial(cfg, env_spec, spec, trial, rt, writer, progress)
     n = cfg.agents.n
     ctx = Context(cfg, trial, env_spec)
     learner = spec.learner(ctx) if rt.is_root else None

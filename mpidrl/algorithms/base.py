@@ -136,3 +136,6 @@ class AlgorithmSpec:
     """per-agent values reported each round (recorded with record_messages)"""
     check: Callable[[Config, EnvSpec], None] = field(default=lambda cfg, spec: None)
     """raises ConfigError if the algorithm cannot handle the config or environment"""
+    protocol: str = "sync"
+    """how comm drives it: "sync" (rounds.py), "aggregate" (one Allreduce per round) or "afedpg"
+    (one round trip per gradient), see mpidrl.comm.aggregate"""

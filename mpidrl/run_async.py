@@ -1,0 +1,123 @@
+"""Trials of the asynchronous policy-gradient family (protocols "aggregate" and "afedpg").
+
+:func:`mpidrl.run.run_trial` hands these algorithms over here. Each round is planned by the clock:
+
+- simulated mode: :func:`mpidrl.timing.plan_first` decides, from the h_i, which gradients finish
+  first; each agent computes exactly those (ties broken by agent index), and the round lasts until
+  the last counted completion plus the Allreduce (the slowest kappa_i). Nothing sleeps. Rank 0 still
+  runs the REPORT/STOP protocol, stopping when the reports match the plan, so control traffic is the
+  same as in real mode and results do not depend on the number of ranks or on message timing.
+- real mode: the stopping rule is applied to the reports as they arrive; with ``time.delay_scale``
+  > 0 agent i waits h_i * delay_scale seconds before each gradient. ``wall_time`` measures it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mpidrl import timing
+from mpidrl.algorithms import AlgorithmSpec, Context
+from mpidrl.algorithms import nigt as nigt_algos
+from mpidrl.comm import Runtime
+from mpidrl.comm.aggregate import AGG_COLUMNS, REPORT_BYTES, STOP_BYTES, AggregateResult, aggregate_round
+from mpidrl.config import Config
+from mpidrl.envs import EnvSpec
+from mpidrl.log import Progress
+from mpidrl.store import MESSAGE_DTYPE, RunWriter
+
+UNLIMITED = 2**62
+"""cap of an agent's gradients in a round when only the stopping rule ends it"""
+
+
+def delays(cfg: Config, model: timing.TimeModel, round: int):
+    """delay(agent, k): injected seconds before the agent's k-th gradient (real mode only)."""
+    scale = cfg.time.delay_scale
+    if cfg.time.mode != "real" or scale == 0:
+        return lambda agent, k: 0.0
+    return lambda agent, k: float(model.compute(round, agent, k + 1)[k]) * scale
+
+
+def plan_round(ctx: Context, model: timing.TimeModel, round: int):
+    """(rule for rank 0, caps per agent, simulated duration of the round) of an aggregation round."""
+    n, cfg = ctx.n, ctx.cfg
+    simulated = cfg.time.mode == "simulated"
+    if cfg.algo.name == "nigt-sync":
+        q = nigt_algos.sync_quota(ctx, round)
+        busy = max(float(model.compute(round, i, q).sum()) for i in range(n))
+        return None, np.full(n, q), busy + model.allreduce(round)
+    rule = nigt_algos.stop_rule(ctx, round)
+    if not simulated:
+        return rule, np.full(n, UNLIMITED), np.nan
+    plan, t_stop = timing.plan_first(model, round, rule)
+    return (lambda counts: bool(np.array_equal(counts, plan))), plan, t_stop + model.allreduce(round)
+
+
+def aggregate_values(res: AggregateResult, n: int) -> dict[str, np.ndarray]:
+    values = {name: res.stats[:, j] for j, name in enumerate(AGG_COLUMNS)}
+    values["downlink_bytes"] = np.full(n, res.downlink_bytes)
+    return values
+
+
+def aggregate_messages(res: AggregateResult, spec: AlgorithmSpec, trial: int, round: int, t: float) -> np.ndarray:
+    """/messages rows: each agent's Allreduce share both ways, then its REPORTs and its STOP."""
+    n = res.stats.shape[0]
+    reports = res.stats[:, AGG_COLUMNS.index("control_messages")].astype(int)
+    rows = []
+    for agent in range(n):
+        rows.append((trial, round, agent, 0, spec.uplink_kind, res.downlink_bytes, t))
+        rows.append((trial, round, agent, 1, spec.downlink_kind, res.downlink_bytes, t))
+        if reports[agent]:
+            rows += [(trial, round, agent, 0, "control", REPORT_BYTES, t)] * (reports[agent] - 1)
+            rows.append((trial, round, agent, 1, "control", STOP_BYTES, t))
+    return np.array(rows, dtype=MESSAGE_DTYPE)
+
+
+def run_async_trial(
+    cfg: Config,
+    env_spec: EnvSpec,
+    spec: AlgorithmSpec,
+    trial: int,
+    rt: Runtime,
+    writer: RunWriter | None,
+    progress: Progress,
+) -> None:
+    """All rounds of one trial of an aggregation (or AFedPG) algorithm."""
+    from mpidrl.run import evaluate
+
+    if spec.protocol == "afedpg":
+        from mpidrl.run_afedpg import run_afedpg_trial
+
+        return run_afedpg_trial(cfg, env_spec, spec, trial, rt, writer, progress)
+    n = cfg.agents.n
+    ctx = Context(cfg, trial, env_spec)
+    learner = spec.learner(ctx) if rt.is_root else None
+    worker = spec.worker(ctx, rt.block(n))
+    model = timing.TimeModel(cfg.time, n, cfg.run.seed, trial)
+    wall = timing.WallClock()
+    sim_now = 0.0
+    for r in range(cfg.run.rounds):
+        rule, caps, duration = plan_round(ctx, model, r)
+        res = aggregate_round(rt, worker, r, n, rule, caps, delays(cfg, model, r))
+        if not rt.is_root:
+            continue
+        learner.update(r, [(-1, res.g)])
+        sim_now += duration
+        values = aggregate_values(res, n)
+        values["wall_time"] = wall.now()
+        values["sim_time"] = sim_now if cfg.time.mode == "simulated" else np.nan
+        if cfg.run.eval_every and (r + 1) % cfg.run.eval_every == 0:
+            values["eval_return"] = evaluate(cfg, env_spec, learner, trial, r)
+        writer.write_round(trial, r, values)
+        if cfg.run.record_messages:
+            t = values["sim_time"] if cfg.time.mode == "simulated" else values["wall_time"]
+            writer.log_messages(aggregate_messages(res, spec, trial, r, t))
+        progress.update(
+            trial,
+            r,
+            float(np.nanmean(values["reward"])) if np.any(np.isfinite(values["reward"])) else float("nan"),
+            float(values["uplink_messages"].mean()),
+            float(values["uplink_bytes"].mean()),
+            float(res.downlink_bytes),
+        )
+    if writer is not None:
+        writer.end_trial(trial)
