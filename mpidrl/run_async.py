@@ -19,6 +19,7 @@ from mpidrl import timing
 from mpidrl.algorithms import AlgorithmSpec, Context
 from mpidrl.algorithms import nigt as nigt_algos
 from mpidrl.comm import Runtime
+from mpidrl.comm.afedpg import AFEDPG_COLUMNS, afedpg_round
 from mpidrl.comm.aggregate import AGG_COLUMNS, REPORT_BYTES, STOP_BYTES, AggregateResult, aggregate_round
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec
@@ -52,12 +53,6 @@ def plan_round(ctx: Context, model: timing.TimeModel, round: int):
     return (lambda counts: bool(np.array_equal(counts, plan))), plan, t_stop + model.allreduce(round)
 
 
-def aggregate_values(res: AggregateResult, n: int) -> dict[str, np.ndarray]:
-    values = {name: res.stats[:, j] for j, name in enumerate(AGG_COLUMNS)}
-    values["downlink_bytes"] = np.full(n, res.downlink_bytes)
-    return values
-
-
 def aggregate_messages(res: AggregateResult, spec: AlgorithmSpec, trial: int, round: int, t: float) -> np.ndarray:
     """/messages rows: each agent's Allreduce share both ways, then its REPORTs and its STOP."""
     n = res.stats.shape[0]
@@ -69,6 +64,19 @@ def aggregate_messages(res: AggregateResult, spec: AlgorithmSpec, trial: int, ro
         if reports[agent]:
             rows += [(trial, round, agent, 0, "control", REPORT_BYTES, t)] * (reports[agent] - 1)
             rows.append((trial, round, agent, 1, "control", STOP_BYTES, t))
+    return np.array(rows, dtype=MESSAGE_DTYPE)
+
+
+def afedpg_messages(res, spec: AlgorithmSpec, trial: int, round: int, t: float) -> np.ndarray:
+    """/messages rows of an AFedPG round: gradients up, broadcast and replies down, the STOP."""
+    col = {name: j for j, name in enumerate(AFEDPG_COLUMNS)}
+    rows = []
+    for agent, row in enumerate(res.stats):
+        sent = int(row[col["uplink_messages"]])
+        if sent:
+            rows += [(trial, round, agent, 0, spec.uplink_kind, int(row[col["uplink_bytes"]]) // sent, t)] * sent
+        rows.append((trial, round, agent, 1, spec.downlink_kind, int(row[col["downlink_bytes"]]), t))
+        rows.append((trial, round, agent, 1, "control", STOP_BYTES, t))
     return np.array(rows, dtype=MESSAGE_DTYPE)
 
 
@@ -84,10 +92,6 @@ def run_async_trial(
     """All rounds of one trial of an aggregation (or AFedPG) algorithm."""
     from mpidrl.run import evaluate
 
-    if spec.protocol == "afedpg":
-        from mpidrl.run_afedpg import run_afedpg_trial
-
-        return run_afedpg_trial(cfg, env_spec, spec, trial, rt, writer, progress)
     n = cfg.agents.n
     ctx = Context(cfg, trial, env_spec)
     learner = spec.learner(ctx) if rt.is_root else None
@@ -96,13 +100,26 @@ def run_async_trial(
     wall = timing.WallClock()
     sim_now = 0.0
     for r in range(cfg.run.rounds):
-        rule, caps, duration = plan_round(ctx, model, r)
-        res = aggregate_round(rt, worker, r, n, rule, caps, delays(cfg, model, r))
+        if spec.protocol == "afedpg":
+            m = nigt_algos.round_m(ctx, r)
+            order, caps, duration = None, np.full(n, UNLIMITED), np.nan
+            if cfg.time.mode == "simulated":
+                order, caps, t_last = timing.plan_afedpg(model, r, m)
+                duration = t_last + model.allreduce(r) / 2  # the round's closing broadcast
+            res = afedpg_round(rt, learner, worker, r, n, m, order, caps, delays(cfg, model, r))
+            columns, payload = AFEDPG_COLUMNS, 0
+        else:
+            rule, caps, duration = plan_round(ctx, model, r)
+            res = aggregate_round(rt, worker, r, n, rule, caps, delays(cfg, model, r))
+            columns, payload = AGG_COLUMNS, None
         if not rt.is_root:
             continue
-        learner.update(r, [(-1, res.g)])
+        if payload is None:
+            learner.update(r, [(-1, res.g)])
+            payload = res.downlink_bytes
         sim_now += duration
-        values = aggregate_values(res, n)
+        values = {name: res.stats[:, j] for j, name in enumerate(columns)}
+        values.setdefault("downlink_bytes", np.full(n, payload))
         values["wall_time"] = wall.now()
         values["sim_time"] = sim_now if cfg.time.mode == "simulated" else np.nan
         if cfg.run.eval_every and (r + 1) % cfg.run.eval_every == 0:
@@ -110,14 +127,17 @@ def run_async_trial(
         writer.write_round(trial, r, values)
         if cfg.run.record_messages:
             t = values["sim_time"] if cfg.time.mode == "simulated" else values["wall_time"]
-            writer.log_messages(aggregate_messages(res, spec, trial, r, t))
+            if spec.protocol == "aggregate":
+                writer.log_messages(aggregate_messages(res, spec, trial, r, t))
+            else:
+                writer.log_messages(afedpg_messages(res, spec, trial, r, t))
         progress.update(
             trial,
             r,
             float(np.nanmean(values["reward"])) if np.any(np.isfinite(values["reward"])) else float("nan"),
             float(values["uplink_messages"].mean()),
             float(values["uplink_bytes"].mean()),
-            float(res.downlink_bytes),
+            float(values["downlink_bytes"].mean()),
         )
     if writer is not None:
         writer.end_trial(trial)

@@ -186,6 +186,30 @@ def plan_first(model: TimeModel, round: int, done, cap: int | None = None) -> tu
     return counts, now
 
 
+def plan_afedpg(model: TimeModel, round: int, m: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """AFedPG's round on the virtual clock: (arrival order of the M gradients, count per agent, last arrival).
+
+    Agent i computes a gradient (h), sends it (kappa / 2), the learner applies it on arrival (ties by
+    agent index) and the reply takes kappa / 2 more; then the agent starts its next gradient.
+    """
+    n = model.n
+    chunk = m + 1
+    h = [model.compute(round, i, chunk) for i in range(n)]
+    kappa = [model.comm(round, i, chunk) for i in range(n)]
+    counts = np.zeros(n, dtype=np.int64)
+    heap = [(float(h[i][0] + kappa[i][0] / 2), i) for i in range(n)]
+    heapq.heapify(heap)
+    order, now = [], 0.0
+    while len(order) < m:
+        now, i = heapq.heappop(heap)
+        order.append(i)
+        k = int(counts[i])
+        counts[i] += 1
+        start = now + float(kappa[i][k]) / 2
+        heapq.heappush(heap, (start + float(h[i][k + 1]) + float(kappa[i][k + 1]) / 2, i))
+    return np.array(order), counts, now
+
+
 def check(cfg: TimeConfig, n: int) -> None:
     """Validate the time model for n agents (called before any work starts)."""
     TimeModel(cfg, n)
