@@ -46,9 +46,10 @@ def sample_trajectory(
     """Run ``policy`` at ``theta`` from ``env.reset(seed=seed)`` for at most ``horizon`` steps."""
     obs, _ = env.reset(seed=seed)
     xs, acts, rewards = [], [], []
+    draw = policy.sampler(theta, rng)
     for _ in range(horizon):
         x = encode(obs)
-        recorded, action = policy.sample(theta, x, rng)
+        recorded, action = draw(x)
         obs, reward, terminated, truncated, _ = env.step(action)
         xs.append(x)
         acts.append(recorded)

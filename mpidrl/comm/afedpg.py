@@ -25,7 +25,7 @@ import numpy as np
 from mpi4py import MPI
 
 from mpidrl.comm import Runtime, blocks
-from mpidrl.comm.aggregate import STOP_BYTES, Tag
+from mpidrl.comm.aggregate import STOP_BYTES, Tag, cancel
 from mpidrl.comm.rounds import STAT_COLUMNS
 
 AFEDPG_COLUMNS = (*STAT_COLUMNS, "downlink_bytes", "control_messages", "control_bytes", "gradients")
@@ -84,8 +84,7 @@ class _Learner:
         while self.received < total:
             self.rt.wait(self.req)
             self._take()
-        self.req.Cancel()
-        self.rt.wait(self.req)
+        cancel(self.rt, self.req)
         for _, req in self.sends:
             self.rt.wait(req)
 
@@ -141,8 +140,7 @@ def afedpg_round(rt: Runtime, learner, worker, round: int, n: int, m: int, order
     while np.any(got < stop):
         rt.wait(rreq)
         take_reply()
-    rreq.Cancel()
-    rt.wait(rreq)
+    cancel(rt, rreq)
     for _, req in sends:
         rt.wait(req)
 

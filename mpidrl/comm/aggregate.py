@@ -59,6 +59,23 @@ class Tag(enum.IntEnum):
     """AFedPG agent -> learner: a gradient"""
     REPLY = 104
     """AFedPG learner -> agent: its current theta and d"""
+    REPORT_ODD = 105
+    """REPORT of an odd round: a rank may start round r + 1 while rank 0 still drains round r, so
+    consecutive rounds use different tags and the drained round's last receive cannot take a new report"""
+
+
+def report_tag(round: int) -> int:
+    return Tag.REPORT_ODD if round % 2 else Tag.REPORT
+
+
+def cancel(rt: Runtime, req) -> None:
+    """Cancel a posted receive that must not match anything any more (raises if it did)."""
+    req.Cancel()
+    status = MPI.Status()
+    while not req.Test(status):
+        time.sleep(1e-4)
+    if not status.Is_cancelled():
+        raise RuntimeError(f"a receive (tag {status.Get_tag()}) matched a message after its round ended")
 
 
 @dataclass
@@ -102,7 +119,8 @@ class Coordinator:
         self.decided = False
         self.sends: list[tuple[np.ndarray, object]] = []
         self.buf = np.empty(REPORT_LEN, dtype=np.int64)
-        self.req = rt.comm.Irecv(self.buf, source=MPI.ANY_SOURCE, tag=Tag.REPORT)
+        self.tag = report_tag(round)
+        self.req = rt.comm.Irecv(self.buf, source=MPI.ANY_SOURCE, tag=self.tag)
 
     def _take(self) -> None:
         agent, rnd, _ = (int(v) for v in self.buf)
@@ -111,7 +129,7 @@ class Coordinator:
         self.received += 1
         if not self.decided:
             self.counts[agent] += 1
-        self.req = self.rt.comm.Irecv(self.buf, source=MPI.ANY_SOURCE, tag=Tag.REPORT)
+        self.req = self.rt.comm.Irecv(self.buf, source=MPI.ANY_SOURCE, tag=self.tag)
 
     def poll(self) -> None:
         """Take every report that has arrived; send the STOPs as soon as the rule holds."""
@@ -128,8 +146,7 @@ class Coordinator:
         while self.received < total:
             self.rt.wait(self.req)
             self._take()
-        self.req.Cancel()
-        self.rt.wait(self.req)
+        cancel(self.rt, self.req)
         for _, req in self.sends:
             self.rt.wait(req)
 
@@ -152,13 +169,16 @@ def collect(
             coord.poll()
         if stop_req.Test():
             break
+        # test our own sends too: with some MPICH devices (ch4:ucx) a send only moves when its
+        # request is polled, and a REPORT that never leaves would stall rank 0's stopping rule
+        sends = [(m, req) for m, req in sends if not req.Test()]
         ready = [j for j in range(len(agents)) if computed[j] < caps[agents[j]]]
         j = min(ready, key=lambda j: (due[j], j)) if ready else None
         now = time.perf_counter()
         if j is not None and now >= due[j]:
             worker.compute(agents[j])
             msg = np.array([agents[j], round, computed[j]], dtype=np.int64)
-            sends.append((msg, rt.comm.Isend(msg, dest=0, tag=Tag.REPORT)))
+            sends.append((msg, rt.comm.Isend(msg, dest=0, tag=report_tag(round))))
             computed[j] += 1
             due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
             pause = 1e-5

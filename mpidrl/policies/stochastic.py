@@ -48,6 +48,19 @@ class StochasticMLP(MLP):
         self.size = sum(i * o + o for i, o in self.shapes)
         self.activation_name = activation
 
+    def features(self, theta: np.ndarray):
+        """obs -> outputs for fixed parameters, with the layer views computed once (fast per step)."""
+        layers = self.layers(theta)
+        hidden, (w_out, b_out) = layers[:-1], layers[-1]
+        act = self.activation
+
+        def out(x: np.ndarray) -> np.ndarray:
+            for w, b in hidden:
+                x = act(x @ w + b)
+            return x @ w_out + b_out
+
+        return out
+
     def init(self, rng: np.random.Generator) -> np.ndarray:
         theta = super().init(rng)
         self.layers(theta)[-1][0][...] *= 0.01
@@ -91,10 +104,19 @@ class CategoricalMLP(StochasticMLP):
 
     def sample(self, theta: np.ndarray, obs: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         """(recorded action, environment action) for one observation; both are the action index."""
-        z = self.forward(theta, obs)
-        p = np.exp(z - z.max())
-        a = int(rng.choice(p.size, p=p / p.sum()))
-        return a, a
+        return self.sampler(theta, rng)(obs)
+
+    def sampler(self, theta: np.ndarray, rng: np.random.Generator):
+        """obs -> (action, action) at fixed theta: inverse-CDF draw of one uniform per step."""
+        out = self.features(theta)
+
+        def draw(obs: np.ndarray) -> tuple[int, int]:
+            z = out(obs)
+            cdf = np.cumsum(np.exp(z - z.max()))
+            a = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), cdf.size - 1)
+            return a, a
+
+        return draw
 
     def log_prob(self, theta: np.ndarray, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """log pi(a_t | s_t) for a batch."""
@@ -134,9 +156,18 @@ class GaussianMLP(StochasticMLP):
 
     def sample(self, theta: np.ndarray, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(u, squashed action) for one observation."""
-        mu, std = self.mean_std(theta, obs)
-        u = mu + std * rng.standard_normal(self.k)
-        return u, self.squash(u)
+        return self.sampler(theta, rng)(obs)
+
+    def sampler(self, theta: np.ndarray, rng: np.random.Generator):
+        """obs -> (u, squashed action) at fixed theta."""
+        out, k = self.features(theta), self.k
+
+        def draw(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            o = out(obs)
+            u = o[:k] + (_softplus(o[k:]) + MIN_STD) * rng.standard_normal(k)
+            return u, self.squash(u)
+
+        return draw
 
     def log_prob(self, theta: np.ndarray, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """log N(u_t; mu(s_t), std(s_t)) for a batch of pre-squash actions u_t [T, k]."""
