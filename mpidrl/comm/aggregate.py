@@ -204,11 +204,7 @@ def aggregate_round(
     worker.begin(round)
     coord = None
     if rule is None:
-        computed = np.array([caps[a] for a in worker.agents], dtype=np.int64)
-        for j, agent in enumerate(worker.agents):
-            for k in range(int(computed[j])):
-                _sleep(delay(agent, k))
-                worker.compute(agent)
+        computed = compute_quota(worker, caps, delay)
         accepted = computed.copy()
     else:
         accepted, computed, coord = collect(rt, worker, round, n, rule, caps, delay)
@@ -239,6 +235,21 @@ def aggregate_round(
     return AggregateResult(stats, g, payload) if rt.is_root else None
 
 
-def _sleep(seconds: float) -> None:
-    if seconds > 0:
-        time.sleep(seconds)
+def compute_quota(worker, caps: np.ndarray, delay: Callable[[int, int], float]) -> np.ndarray:
+    """Every hosted agent computes ``caps[agent]`` gradients, earliest due first (agents of one rank
+    wait for their injected delays concurrently, as separate machines would)."""
+    agents = worker.agents
+    computed = np.zeros(len(agents), dtype=np.int64)
+    now = time.perf_counter()
+    due = [now + delay(a, 0) for a in agents]
+    while True:
+        ready = [j for j in range(len(agents)) if computed[j] < caps[agents[j]]]
+        if not ready:
+            return computed
+        j = min(ready, key=lambda j: (due[j], j))
+        wait = due[j] - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        worker.compute(agents[j])
+        computed[j] += 1
+        due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
