@@ -90,7 +90,9 @@ def main() -> None:
         (line,) = ax.plot(grid, mean, label=label)
         ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
         if args.target is not None:
-            print(f"{path}: {label}: first reaches {args.target:g} at {args.x} = {time_to(grid, mean, args.target):.6g}")
+            print(
+                f"{path}: {label}: first reaches {args.target:g} at {args.x} = {time_to(grid, mean, args.target):.6g}"
+            )
     ax.set_xlabel("simulated time (s)" if args.x == "sim_time" else "wall-clock time (s)")
     ax.set_ylabel(f"{args.metric} (mean over agents, {args.smooth}-round average)")
     if args.logx:
