@@ -141,8 +141,6 @@ def afedpg_round(rt: Runtime, learner, worker, round: int, n: int, m: int, order
         rt.wait(rreq)
         take_reply()
     cancel(rt, rreq)
-    for _, req in sends:
-        rt.wait(req)
 
     stats = np.zeros((len(agents), len(AFEDPG_COLUMNS)))
     for j, agent in enumerate(agents):
@@ -153,4 +151,8 @@ def afedpg_round(rt: Runtime, learner, worker, round: int, n: int, m: int, order
     stats = rt.gather_rows(stats, n)
     if lead is not None:
         lead.drain(int(stats[:, AFEDPG_COLUMNS.index("episodes")].sum()))
+    # only now: a GRADIENT too large for an eager send completes when rank 0 receives it, which for
+    # dropped work happens in the drain above, after the gather
+    for _, req in sends:
+        rt.wait(req)
     return AFedPGResult(stats) if rt.is_root else None

@@ -153,8 +153,9 @@ class Coordinator:
 
 def collect(
     rt: Runtime, worker, round: int, n: int, rule, caps: np.ndarray, delay: Callable[[int, int], float]
-) -> tuple[np.ndarray, np.ndarray, Coordinator | None]:
-    """Compute gradients until rank 0's STOP; returns (accepted, computed) for the block, and rank 0's coordinator."""
+) -> tuple[np.ndarray, np.ndarray, Coordinator | None, list]:
+    """Compute gradients until rank 0's STOP: (accepted, computed) for the block, rank 0's coordinator,
+    and the REPORT sends still to be completed (after rank 0's drain)."""
     agents = worker.agents
     coord = Coordinator(rt, n, round, rule) if rt.is_root else None
     accepted = np.zeros(len(agents), dtype=np.int64)
@@ -169,8 +170,7 @@ def collect(
             coord.poll()
         if stop_req.Test():
             break
-        # test our own sends too: with some MPICH devices (ch4:ucx) a send only moves when its
-        # request is polled, and a REPORT that never leaves would stall rank 0's stopping rule
+        # release the sends that completed (the rest are completed after rank 0's drain)
         sends = [(m, req) for m, req in sends if not req.Test()]
         ready = [j for j in range(len(agents)) if computed[j] < caps[agents[j]]]
         j = min(ready, key=lambda j: (due[j], j)) if ready else None
@@ -186,9 +186,7 @@ def collect(
         wait = rt.max_sleep if j is None else min(rt.max_sleep, due[j] - now)
         time.sleep(max(min(pause, wait), 1e-6))
         pause = min(2 * pause, rt.max_sleep)
-    for _, req in sends:
-        rt.wait(req)
-    return accepted, computed, coord
+    return accepted, computed, coord, sends
 
 
 def aggregate_round(
@@ -202,12 +200,12 @@ def aggregate_round(
 ) -> AggregateResult | None:
     """One round (see the module docstring); ``rule=None`` is a synchronous round without control."""
     worker.begin(round)
-    coord = None
+    coord, sends = None, []
     if rule is None:
         computed = compute_quota(worker, caps, delay)
         accepted = computed.copy()
     else:
-        accepted, computed, coord = collect(rt, worker, round, n, rule, caps, delay)
+        accepted, computed, coord, sends = collect(rt, worker, round, n, rule, caps, delay)
 
     rows = np.zeros((n, worker.size + 1))
     for j, agent in enumerate(worker.agents):
@@ -232,6 +230,8 @@ def aggregate_round(
     stats = rt.gather_rows(stats, n)
     if coord is not None:
         coord.drain(int(stats[:, AGG_COLUMNS.index("episodes")].sum()))
+    for _, req in sends:  # reports of dropped work complete in rank 0's drain, after the gather
+        rt.wait(req)
     return AggregateResult(stats, g, payload) if rt.is_root else None
 
 
