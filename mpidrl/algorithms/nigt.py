@@ -11,13 +11,13 @@ The NIGT outer loop (:class:`NIGT`)::
 
 One round is one Aggregate. Every agent samples trajectories at the round's query point theta_tilde
 and keeps each GPOMDP gradient; when the round's stopping rule holds on the counts m_i of gradients
-the agents finished (decided in :mod:`mpidrl.comm.aggregate`), each agent contributes one row and a
-single Allreduce sums the rows:
+the agents finished (decided in :mod:`mpidrl.comm.aggregate`), each agent contributes one row
+(sum_i, m_i) and a single Allreduce sums the rows; :func:`mpidrl.comm.aggregate.combine` then forms:
 
-- nigt-sync: every agent computes ceil(M / n) gradients; row_i = sum_i / sum_j m_j.
-- rennala-nigt: stop when sum_i m_i = M (from any agents); row_i = sum_i / M.
+- nigt-sync: every agent computes ceil(M / n) gradients; g = sum_i sum_i / sum_j m_j.
+- rennala-nigt: stop when sum_i m_i = M (from any agents); g = (1/M) sum_i sum_i.
 - malenia-nigt: stop when every m_i >= 1 and the harmonic mean (1/n sum_i 1/m_i)^-1 >= M / n;
-  row_i = (sum_i / m_i) / n, so every agent weighs 1/n whatever its speed.
+  g = (1/n) sum_i sum_i / m_i, so every agent weighs 1/n whatever its speed.
 
 Every rank holds a replica of the NIGT state and applies the Allreduced gradient itself, so no
 parameters are broadcast: that is what makes these methods Allreduce-friendly.
@@ -161,7 +161,7 @@ class NIGTLearner(Learner):
 
 
 class NIGTWorker:
-    """A block of agents: samples gradients at the query point, then forms its rows of the Allreduce.
+    """A block of agents: samples and keeps gradients at the query point, then takes the NIGT step.
 
     Not a synchronous :class:`~mpidrl.algorithms.base.Worker`: it has no broadcast to receive, since
     every rank applies the Allreduced gradient to its own replica of the NIGT state.
@@ -188,18 +188,6 @@ class NIGTWorker:
         g, disc, ret, steps = self.sampler.gradient(self.point, self.round, agent, len(self.grads[agent]))
         self.grads[agent].append(g)
         self.returns[agent].append((disc, ret, steps))
-
-    def rows(self, accepted: np.ndarray, total: int) -> np.ndarray:
-        """[len(block), d] contributions given the block's accepted counts and their sum over all agents."""
-        name, n = self.ctx.cfg.algo.name, self.ctx.n
-        out = np.zeros((len(self.agents), self.size))
-        for j, agent in enumerate(self.agents):
-            m = int(accepted[j])
-            if m == 0:
-                continue
-            s = np.sum(self.grads[agent][:m], axis=0)
-            out[j] = s / m / n if name == "malenia-nigt" else s / total
-        return out
 
     def apply(self, g: np.ndarray) -> None:
         """The NIGT step with the round's aggregated gradient."""
