@@ -138,3 +138,20 @@ def test_real_mode_does_not_wait_for_a_slow_rank(tmp_path):
     assert run.diagnostics["gradients"][0][:, 4].tolist() == [0] * 10
     assert run.diagnostics["gradients"][0].sum(axis=1).tolist() == [2] * 10
     assert run.metrics["wall_time"][0, -1] < 10.0
+
+
+def test_lapg_skips_uploads_and_does_not_depend_on_the_ranks(tmp_path):
+    text = BASE.format(
+        algo="lapg", n=3, M=0, h="1.0", mode="simulated", rounds=6, trials=1, variation="none", scale=0.0, hidden=6
+    )
+    text = text.replace("M = 0\nM_init = 0\n", "xi = 1e12\nmax_staleness = 2\n")
+    cfg = write_config(tmp_path / "lapg.toml", text)
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "one.h5")], timeout=60)
+    mpirun(2, ["run", str(cfg), "--out", str(tmp_path / "two.h5")], timeout=60)
+    same(tmp_path / "one.h5", tmp_path / "two.h5")
+    # a huge threshold: every agent uploads in round 0, then only when forced after 2 skipped rounds
+    sent = read_run(tmp_path / "one.h5").metrics["uplink_messages"][0]
+    assert sent.tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 0], [1, 1, 1], [0, 0, 0], [0, 0, 0]]
+    # no threshold: every agent uploads every round
+    mpidrl(["run", str(cfg), "--set", "algo.xi=0.0", "--out", str(tmp_path / "all.h5")], timeout=60)
+    assert np.all(read_run(tmp_path / "all.h5").metrics["uplink_messages"][0] == 1)

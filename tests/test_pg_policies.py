@@ -65,3 +65,17 @@ def test_gpomdp_is_the_weighted_sum_of_score_functions():
     # the same seed and generator give the same trajectory
     again = sample_trajectory(env, pol, theta, observation_encoder(spec), 50, 7, np.random.default_rng(4))
     np.testing.assert_array_equal(again.actions, traj.actions)
+
+
+def test_negate_obs_and_pole_length_variations():
+    from mpidrl.config import load
+    from mpidrl.envs import make_env, spec_of
+
+    cfg = load(None, ['env.variation="negate_obs"'])
+    even, odd = make_env(cfg.env, 0), make_env(cfg.env, 1)
+    assert spec_of(even).obs_dim == spec_of(odd).obs_dim == 5
+    a, b = even.reset(seed=4)[0], odd.reset(seed=4)[0]
+    np.testing.assert_allclose(b[:4], -a[:4])
+    assert (a[4], b[4]) == (0.0, 1.0) and odd.observation_space.contains(b)
+    cfg = load(None, ['env.variation="pole_length"'])
+    assert [make_env(cfg.env, i).unwrapped.length for i in range(5)] == [0.5, 0.75, 1.0, 1.25, 0.5]
