@@ -15,6 +15,7 @@ import os
 import platform
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -211,31 +212,37 @@ class Experiment:
         ctx = Context(cfg, trial, self.env_spec)
         learner = spec.learner(ctx) if rt.is_root else None
         worker = spec.worker(ctx, rt.block(n))
+        if spec.protocol == "sync":
+            rounds = SyncRounds(ctx, spec, rt, learner, worker)
+        else:
+            from mpidrl.run_async import AsyncRounds
+
+            rounds = AsyncRounds(ctx, spec, rt, learner, worker)
         wall = timing.WallClock()
-        sim = timing.SyncSimClock(cfg.time, n) if cfg.time.mode == "simulated" else None
         first = 0
         if resumed:
             first, worker_state, (wall_time, sim_time) = resumed
             block = rt.block(n)
-            worker.load_state_dict({k: v[block.start : block.stop] for k, v in worker_state.items()})
+            worker.load_state_dict(
+                {k: v if k.startswith("shared/") else v[block.start : block.stop] for k, v in worker_state.items()}
+            )
             if learner is not None:
                 learner.load_state_dict(self.learner_state)
             wall.t0 -= wall_time
-            if sim:
-                sim.now = sim_time
+            rounds.sim_time = sim_time
         for r in range(first, cfg.run.rounds):
             flags = rt.control(self._decide(r, first) if rt.is_root else Control.CONTINUE)
             if flags & Control.CHECKPOINT:
-                self._checkpoint(trial, r, learner, worker, wall, sim)
+                self._checkpoint(trial, r, learner, worker, wall, rounds.sim_time)
             if flags & Control.STOP:
                 self.progress.info(
                     f"stopping before round {r + 1} of trial {trial + 1}: checkpoint saved; "
                     f"continue with: mpidrl run --resume {self.out}"
                 )
                 raise Interrupted(self.stop.signum or signal.SIGTERM)
-            res = sync_round(rt, spec, learner, worker, r, n)
-            if rt.is_root:
-                self._record(trial, r, learner, res, wall, sim)
+            done = rounds.run(r)
+            if done is not None:
+                self._record(trial, r, learner, wall, *done)
         if self.writer is not None:
             self.writer.end_trial(trial)
 
@@ -250,51 +257,76 @@ class Experiment:
         return flags
 
     def _checkpoint(
-        self,
-        trial: int,
-        r: int,
-        learner: Learner | None,
-        worker: Any,
-        wall: timing.WallClock,
-        sim: timing.SyncSimClock | None,
+        self, trial: int, r: int, learner: Learner | None, worker: Any, wall: timing.WallClock, sim_time: float
     ) -> None:
-        """Gather every rank's per-agent state and save it with the learner's (before round ``r``)."""
+        """Gather every rank's worker state and save it with the learner's (before round ``r``).
+
+        Worker state keys starting with ``shared/`` are identical on every rank (a replica of the
+        learner's state) and are kept once; every other key holds one row per hosted agent.
+        """
         states = self.rt.gather_objects(worker.state_dict())
         if not self.rt.is_root:
             return
-        workers = {k: np.concatenate([s[k] for s in states]) for k in states[0]} if states[0] else {}
-        self.writer.write_checkpoint(
-            Checkpoint(trial, r, wall.now(), sim.now if sim else np.nan, learner.state_dict(), workers, {})
-        )
+        workers = {
+            k: states[0][k] if k.startswith("shared/") else np.concatenate([s[k] for s in states]) for k in states[0]
+        }
+        self.writer.write_checkpoint(Checkpoint(trial, r, wall.now(), sim_time, learner.state_dict(), workers, {}))
 
     def _record(
         self,
         trial: int,
         r: int,
         learner: Learner,
-        res: RoundResult,
         wall: timing.WallClock,
-        sim: timing.SyncSimClock | None,
+        values: dict[str, Any],
+        message_log: Callable[[float], np.ndarray],
     ) -> None:
-        """Rank 0: update the learner, write the round's metrics, report progress."""
-        cfg, spec, n = self.cfg, self.spec, self.cfg.agents.n
-        learner.update(r, res.messages)
-        values = round_values(res, spec, n)
+        """Rank 0: write the round's metrics (and messages), report progress."""
+        cfg = self.cfg
         values["wall_time"] = wall.now()
-        values["sim_time"] = sim.advance(values["episodes"]) if sim else np.nan
         if cfg.run.eval_every and (r + 1) % cfg.run.eval_every == 0:
             values["eval_return"] = evaluate(cfg, self.env_spec, learner, trial, r)
         self.writer.write_round(trial, r, values)
         if cfg.run.record_messages:
-            t = values["sim_time"] if sim else values["wall_time"]
-            self.writer.log_messages(message_rows(res, spec, trial, r, t))
+            t = values["sim_time"] if cfg.time.mode == "simulated" else values["wall_time"]
+            self.writer.log_messages(message_log(t))
         if self.progress.due(r):
             self.writer.flush()  # a round the log reports is on disk
+        reward = values["reward"]
         self.progress.update(
             trial,
             r,
-            float(np.nanmean(values["reward"])),
+            float(np.nanmean(reward)) if np.isfinite(reward).any() else float("nan"),
             float(values["uplink_messages"].mean()),
             float(values["uplink_bytes"].mean()),
-            float(res.downlink_bytes),
+            float(np.mean(values["downlink_bytes"])),
         )
+
+
+class SyncRounds:
+    """Rounds of the learner-centric algorithms: broadcast, act, gather (:mod:`mpidrl.comm.rounds`)."""
+
+    def __init__(self, ctx: Context, spec: AlgorithmSpec, rt: Runtime, learner: Learner | None, worker: Any):
+        self.ctx, self.spec, self.rt, self.learner, self.worker = ctx, spec, rt, learner, worker
+        cfg = ctx.cfg
+        self.sim = timing.SyncSimClock(cfg.time, ctx.n) if cfg.time.mode == "simulated" else None
+
+    @property
+    def sim_time(self) -> float:
+        return self.sim.now if self.sim else np.nan
+
+    @sim_time.setter
+    def sim_time(self, value: float) -> None:
+        if self.sim:
+            self.sim.now = value
+
+    def run(self, r: int) -> tuple[dict[str, Any], Callable[[float], np.ndarray]] | None:
+        """One round; on rank 0 the learner's update, the round's metrics and its message log."""
+        n, spec = self.ctx.n, self.spec
+        res = sync_round(self.rt, spec, self.learner, self.worker, r, n)
+        if res is None:
+            return None
+        self.learner.update(r, res.messages)
+        values = round_values(res, spec, n)
+        values["sim_time"] = self.sim.advance(values["episodes"]) if self.sim else np.nan
+        return values, lambda t: message_rows(res, spec, self.ctx.trial, r, t)

@@ -6,6 +6,8 @@ Layout (T trials, R rounds, N agents)::
                               git_sha, created, slurm_job_id, slurm_array_job_id, slurm_array_task_id,
                               status, rounds_done, trials_done
     /metrics/<name>           [T, R, N] per agent, or [T, R]; chunked, growing along R
+                              (control_messages / control_bytes: the asynchronous protocols' control
+                              traffic per agent, both directions, apart from the payload; 0 otherwise)
     /diagnostics/<name>       [T, R, N] algorithm diagnostics (ESPC utility, p_comm, ...), if record_messages
     /messages                 compound [M] one row per message, if record_messages (chunked, gzip)
     /checkpoint               attributes trial, round, wall_time, sim_time; datasets learner/<key> and
@@ -42,6 +44,8 @@ PER_AGENT = {
     "uplink_messages": np.int32,
     "uplink_bytes": np.int64,
     "downlink_bytes": np.int64,
+    "control_messages": np.int32,
+    "control_bytes": np.int64,
 }
 """Per-agent metrics: name -> dtype, shape [T, R, N]."""
 

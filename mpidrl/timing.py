@@ -4,20 +4,30 @@ Per-agent times are given in ``[time]`` as a number (every agent), a list of n n
 of the agent number ``i`` (1-based, as in the paper: agent 0 is i = 1), the agent count ``n`` and the
 functions sqrt, log, exp, min, max, abs, e.g. ``h = "sqrt(i)"`` or ``h = "100 if i == 10 else 1"``.
 
+A value may also be a table drawing every gradient's (or communication's) time at random, from the
+TIME stream of :mod:`mpidrl.rng` keyed by (round, agent), so it does not depend on the ranks::
+
+    h = {dist = "exponential", mean = "sqrt(i)"}          # mean: any of the forms above
+    h = {dist = "lognormal", mean = 1.0, sigma = 0.5}     # mean of the lognormal itself
+    h = {dist = "uniform", low = 0.5, high = "2 * i"}
+
 For a synchronous round (every agent does its share, then one exchange) the simulated round lasts
 ``max_i(h_i * units_i) + max_i(kappa_i)``: the slowest agent's computation, then the slowest
-participant's communication.
+participant's communication. :class:`TimeModel` and the planners below serve the asynchronous
+algorithms (mpidrl.comm.aggregate).
 """
 
 from __future__ import annotations
 
 import ast
+import heapq
 import math
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
+from mpidrl import rng
 from mpidrl.config import ConfigError, TimeConfig
 
 _FUNCTIONS = {"sqrt": math.sqrt, "log": math.log, "exp": math.exp, "min": min, "max": max, "abs": abs}
@@ -61,7 +71,9 @@ def _evaluate(formula: str, key: str, n: int) -> np.ndarray:
 
 
 def per_agent(value: float | Sequence[float] | str, n: int, key: str) -> np.ndarray:
-    """Expand a ``[time]`` value to one non-negative float per agent."""
+    """Expand a ``[time]`` value to one non-negative float per agent (a random table: its mean)."""
+    if isinstance(value, dict):
+        return _Distribution(value, n, key).mean
     if isinstance(value, str):
         out = _evaluate(value, key, n)
     elif isinstance(value, (int, float)):
@@ -75,10 +87,132 @@ def per_agent(value: float | Sequence[float] | str, n: int, key: str) -> np.ndar
     return out
 
 
+DISTRIBUTIONS = {"exponential": ("mean",), "lognormal": ("mean", "sigma"), "uniform": ("low", "high")}
+"""Random time tables: dist name -> its keys."""
+
+
+class _Distribution:
+    """A per-agent random time: ``draw(gen, agent, size)`` gives that many independent durations."""
+
+    def __init__(self, table: dict, n: int, key: str):
+        dist = table.get("dist")
+        if dist not in DISTRIBUTIONS:
+            raise ConfigError(f"{key}.dist: expected one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
+        allowed = {"dist", *DISTRIBUTIONS[dist]}
+        for k in table:
+            if k not in allowed:
+                raise ConfigError(f"{key}.{k}: unknown key for {dist}; allowed: {', '.join(sorted(allowed))}")
+        for k in DISTRIBUTIONS[dist]:
+            if k not in table:
+                raise ConfigError(f"{key}.{k}: missing for dist {dist!r}")
+        self.dist = dist
+        self.p = {k: per_agent(table[k], n, f"{key}.{k}") for k in DISTRIBUTIONS[dist]}
+        if dist == "uniform" and np.any(self.p["low"] > self.p["high"]):
+            raise ConfigError(f"{key}: low must be <= high")
+        if dist == "uniform":
+            self.mean = (self.p["low"] + self.p["high"]) / 2
+        else:
+            self.mean = self.p["mean"]
+
+    def draw(self, gen: np.random.Generator, agent: int, size: int) -> np.ndarray:
+        p = {k: v[agent] for k, v in self.p.items()}
+        if self.dist == "exponential":
+            return gen.exponential(p["mean"], size) if p["mean"] > 0 else np.zeros(size)
+        if self.dist == "lognormal":
+            if p["mean"] <= 0:
+                return np.zeros(size)
+            return gen.lognormal(np.log(p["mean"]) - p["sigma"] ** 2 / 2, p["sigma"], size)
+        return gen.uniform(p["low"], p["high"], size)
+
+
+class TimeModel:
+    """Per-agent durations of gradients and communications in one trial.
+
+    ``compute(round, agent, count)`` are the durations of the agent's first ``count`` gradients of the
+    round, ``comm(round, agent, count)`` of its first ``count`` communications. Constant times repeat
+    h_i; random tables draw from the TIME stream at (round coordinate 2 * round for h, 2 * round + 1
+    for kappa, agent), so the k-th gradient of an agent in a round always takes the same time.
+    """
+
+    def __init__(self, cfg: TimeConfig, n: int, seed: int = 0, trial: int = 0):
+        self.n, self.seed, self.trial = n, seed, trial
+        self._h = _Distribution(cfg.h, n, "time.h") if isinstance(cfg.h, dict) else per_agent(cfg.h, n, "time.h")
+        kappa = cfg.kappa
+        self._kappa = (
+            _Distribution(kappa, n, "time.kappa") if isinstance(kappa, dict) else per_agent(kappa, n, "time.kappa")
+        )
+
+    def _draw(self, spec, which: int, round: int, agent: int, count: int) -> np.ndarray:
+        if isinstance(spec, np.ndarray):
+            return np.full(count, spec[agent])
+        gen = rng.generator(self.seed, self.trial, rng.Stream.TIME, 2 * round + which, agent)
+        return spec.draw(gen, agent, count)
+
+    def compute(self, round: int, agent: int, count: int) -> np.ndarray:
+        return self._draw(self._h, 0, round, agent, count)
+
+    def comm(self, round: int, agent: int, count: int = 1) -> np.ndarray:
+        return self._draw(self._kappa, 1, round, agent, count)
+
+    def allreduce(self, round: int) -> float:
+        """Duration of one collective every agent takes part in: the slowest participant's kappa."""
+        return float(max(self.comm(round, i, 1)[0] for i in range(self.n)))
+
+
+def plan_first(model: TimeModel, round: int, done, cap: int | None = None) -> tuple[np.ndarray, float]:
+    """Which gradients finish first: (count per agent, time of the last one counted) from the round's start.
+
+    Every agent computes back to back; completions are taken in time order, ties broken by the agent
+    index, until ``done(counts)`` holds. ``cap`` bounds each agent's count (synchronous rounds).
+    """
+    n = model.n
+    counts = np.zeros(n, dtype=np.int64)
+    chunk = 64
+    durations = [model.compute(round, i, chunk) for i in range(n)]
+    heap = [(float(durations[i][0]), i) for i in range(n) if cap is None or cap > 0]
+    heapq.heapify(heap)
+    now = 0.0
+    while not done(counts):
+        if not heap:
+            raise RuntimeError("the stopping rule cannot hold with the agents' caps")
+        now, i = heapq.heappop(heap)
+        counts[i] += 1
+        k = int(counts[i])
+        if cap is not None and k >= cap:
+            continue
+        if k >= len(durations[i]):
+            durations[i] = model.compute(round, i, 2 * len(durations[i]))
+        heapq.heappush(heap, (now + float(durations[i][k]), i))
+    return counts, now
+
+
+def plan_afedpg(model: TimeModel, round: int, m: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """AFedPG's round on the virtual clock: (arrival order of the M gradients, count per agent, last arrival).
+
+    Agent i computes a gradient (h), sends it (kappa / 2), the learner applies it on arrival (ties by
+    agent index) and the reply takes kappa / 2 more; then the agent starts its next gradient.
+    """
+    n = model.n
+    chunk = m + 1
+    h = [model.compute(round, i, chunk) for i in range(n)]
+    kappa = [model.comm(round, i, chunk) for i in range(n)]
+    counts = np.zeros(n, dtype=np.int64)
+    heap = [(float(h[i][0] + kappa[i][0] / 2), i) for i in range(n)]
+    heapq.heapify(heap)
+    order, now = [], 0.0
+    while len(order) < m:
+        now, i = heapq.heappop(heap)
+        order.append(i)
+        k = int(counts[i])
+        counts[i] += 1
+        start = now + float(kappa[i][k]) / 2
+        heapq.heappush(heap, (start + float(h[i][k + 1]) + float(kappa[i][k + 1]) / 2, i))
+    return np.array(order), counts, now
+
+
 def check(cfg: TimeConfig, n: int) -> None:
     """Validate the time model for n agents (called before any work starts)."""
-    per_agent(cfg.h, n, "time.h")
-    per_agent(cfg.kappa, n, "time.kappa")
+    TimeModel(cfg, n)
 
 
 class WallClock:

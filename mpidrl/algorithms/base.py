@@ -105,7 +105,12 @@ class Worker(abc.ABC):
         """Run logical agent ``agent``'s episode(s) for round ``round``."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Per-agent state that must survive a checkpoint (arrays only)."""
+        """State that must survive a checkpoint (arrays only).
+
+        Each array has one row per hosted agent, in ``self.agents`` order, so a run can resume on any
+        number of ranks; keys starting with ``shared/`` hold state that is the same on every rank (a
+        replica of the learner's) and are stored once.
+        """
         return {}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -136,3 +141,6 @@ class AlgorithmSpec:
     """per-agent values reported each round (recorded with record_messages)"""
     check: Callable[[Config, EnvSpec], None] = field(default=lambda cfg, spec: None)
     """raises ConfigError if the algorithm cannot handle the config or environment"""
+    protocol: str = "sync"
+    """how comm drives it: "sync" (rounds.py), "aggregate" (one Allreduce per round) or "afedpg"
+    (one round trip per gradient), see mpidrl.comm.aggregate"""

@@ -137,10 +137,16 @@ class TimeConfig:
 
     mode: Literal["real", "simulated"] = "real"
     """real: wall-clock seconds; simulated: a virtual clock from h and kappa"""
-    h: float | tuple[float, ...] | str = 1.0
-    """seconds for agent i to compute one gradient: a number, a list of n numbers, or a formula of i"""
-    kappa: float | tuple[float, ...] | str = 0.0
+    h: float | tuple[float, ...] | str | dict = 1.0
+    """seconds for agent i to compute one gradient: a number, a list of n numbers, a formula of i, or a
+    table {dist = "exponential" | "lognormal" | "uniform", ...} drawn per gradient (see mpidrl.timing)"""
+    kappa: float | tuple[float, ...] | str | dict = 0.0
     """seconds for agent i to take part in one communication (same forms as h)"""
+    delay_scale: float = 0.0
+    """real mode: sleep h_i * delay_scale seconds per gradient on top of the real computation (0: none)"""
+
+    def check(self, key: str) -> None:
+        require(self.delay_scale >= 0, f"{key}.delay_scale", f"must be >= 0, got {self.delay_scale}")
 
 
 SECTIONS: dict[str, type] = {

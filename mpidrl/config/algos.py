@@ -129,10 +129,73 @@ class DAVIAParams:
         _check_exploration(self, key)
 
 
+@dataclass(frozen=True)
+class NIGTParams:
+    """NIGT policy gradient (seed 001): extrapolation, momentum and a normalised ascent step.
+
+    The same parameters serve nigt-sync, rennala-nigt, malenia-nigt and afedpg; they differ in how the
+    gradients of a round are gathered (see mpidrl.algorithms.nigt and mpidrl.algorithms.afedpg).
+    """
+
+    name: str = "rennala-nigt"
+    """algorithm name"""
+    eta: float = 0.1
+    """momentum weight eta of d = (1 - eta) d + eta g; the extrapolation uses (1 - eta) / eta"""
+    alpha: float = 0.03125
+    """length of the normalised ascent step theta += alpha d / ||d|| (paper grid 2^-10 .. 2^-1)"""
+    M: int = 20
+    """gradients per round (Rennala: first M from any agents; Malenia: harmonic-mean rule; sync: M/n each;
+    AFedPG: learner updates per round)"""
+    M_init: int = 20
+    """gradients of the first round, at theta_0"""
+    H: int = 200
+    """horizon: steps per trajectory (fewer if the environment ends the episode)"""
+
+    def check(self, key: str) -> None:
+        require(0 < self.eta <= 1, f"{key}.eta", f"must be in (0, 1], got {self.eta}")
+        require(self.alpha > 0, f"{key}.alpha", f"must be > 0, got {self.alpha}")
+        require(self.M >= 1, f"{key}.M", f"must be >= 1, got {self.M}")
+        require(self.M_init >= 1, f"{key}.M_init", f"must be >= 1, got {self.M_init}")
+        require(self.H >= 1, f"{key}.H", f"must be >= 1, got {self.H}")
+
+
+@dataclass(frozen=True)
+class LAPGParams:
+    """Lazily aggregated policy gradient (Chen et al. 2022; reconstructed): skip uploads that changed little."""
+
+    name: str = "lapg"
+    """algorithm name"""
+    alpha: float = 0.01
+    """step size of theta += alpha * sum_m g_m"""
+    batch: int = 1
+    """trajectories per agent per round"""
+    H: int = 200
+    """horizon: steps per trajectory"""
+    D: int = 10
+    """rounds of parameter differences in the skip threshold (xi_d = xi / D)"""
+    xi: float = 1.0
+    """total weight of the threshold's parameter differences"""
+    max_staleness: int = 10
+    """an agent uploads after this many skipped rounds whatever its change"""
+
+    def check(self, key: str) -> None:
+        require(self.alpha > 0, f"{key}.alpha", f"must be > 0, got {self.alpha}")
+        require(self.batch >= 1, f"{key}.batch", f"must be >= 1, got {self.batch}")
+        require(self.H >= 1, f"{key}.H", f"must be >= 1, got {self.H}")
+        require(self.D >= 1, f"{key}.D", f"must be >= 1, got {self.D}")
+        require(self.xi >= 0, f"{key}.xi", f"must be >= 0, got {self.xi}")
+        require(self.max_staleness >= 0, f"{key}.max_staleness", "must be >= 0")
+
+
 ALGO_PARAMS: dict[str, type] = {
     "es": ESParams,
     "dql": DQLParams,
     "ebcdql": EBCDQLParams,
     "davia": DAVIAParams,
+    "nigt-sync": NIGTParams,
+    "rennala-nigt": NIGTParams,
+    "malenia-nigt": NIGTParams,
+    "afedpg": NIGTParams,
+    "lapg": LAPGParams,
 }
 """Every algorithm name accepted in ``[algo] name``, with its parameter dataclass."""

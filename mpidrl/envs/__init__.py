@@ -21,8 +21,54 @@ from mpidrl.envs import grids
 
 grids.register()
 
-VARIATIONS = ("none",)
-"""Names accepted by ``[env] variation``."""
+VARIATIONS = ("none", "negate_obs", "pole_length")
+"""Names accepted by ``[env] variation`` (see :func:`vary`)."""
+
+POLE_LENGTH_FACTORS = (1.0, 1.5, 2.0, 2.5)
+"""``pole_length``: agent i's CartPole pole is this factor (i mod 4) times the default length"""
+
+
+class FlaggedObservation(gym.ObservationWrapper):
+    """Appends a 0/1 flag to a flat Box observation and, when the flag is 1, negates the observation.
+
+    The space is the same for both flags (bounds symmetric under negation), so all agents share one
+    policy input of size obs_dim + 1.
+    """
+
+    def __init__(self, env: gym.Env, negate: bool):
+        super().__init__(env)
+        box = env.observation_space
+        if not isinstance(box, gym.spaces.Box) or len(box.shape) != 1:
+            raise ConfigError("env.variation: negate_obs needs a flat Box observation space")
+        low = np.minimum(box.low, -box.high)
+        high = np.maximum(box.high, -box.low)
+        self.observation_space = gym.spaces.Box(
+            np.append(low, 0.0).astype(box.dtype), np.append(high, 1.0).astype(box.dtype), dtype=box.dtype
+        )
+        self.sign = -1.0 if negate else 1.0
+        self.flag = 1.0 if negate else 0.0
+
+    def observation(self, obs):
+        return np.append(self.sign * np.asarray(obs), self.flag).astype(self.observation_space.dtype)
+
+
+def vary(env: gym.Env, variation: str, agent: int) -> gym.Env:
+    """Agent ``agent``'s version of ``env`` (the learner, agent -1, gets agent 0's).
+
+    - negate_obs (the paper's heterogeneous case): odd agents see -s, even agents s, with a 0/1 flag
+      appended; with two agents, the second sees the negated observation.
+    - pole_length: CartPole's pole length scaled by POLE_LENGTH_FACTORS[i mod 4].
+    """
+    agent = max(agent, 0)
+    if variation == "negate_obs":
+        return FlaggedObservation(env, negate=agent % 2 == 1)
+    if variation == "pole_length":
+        base = env.unwrapped
+        if not hasattr(base, "length") or not hasattr(base, "polemass_length"):
+            raise ConfigError("env.variation: pole_length needs a CartPole environment")
+        base.length = base.length * POLE_LENGTH_FACTORS[agent % len(POLE_LENGTH_FACTORS)]
+        base.polemass_length = base.masspole * base.length
+    return env
 
 
 @dataclass(frozen=True)
@@ -80,9 +126,10 @@ def make_env(cfg: EnvConfig, agent: int = 0, env_checker: bool = False) -> gym.E
     if cfg.max_steps > 0:
         kwargs["max_episode_steps"] = cfg.max_steps
     try:
-        return gym.make(cfg.id, **kwargs)
+        env = gym.make(cfg.id, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"env.kwargs: {cfg.id} does not accept them ({exc})") from None
+    return vary(env, cfg.variation, agent)
 
 
 def _rss() -> int:

@@ -1,0 +1,110 @@
+"""Return against (simulated or wall-clock) time for several run files, with 20-80 % bands across trials.
+
+    python analysis/pg_time.py RUN.h5 [RUN.h5 ...] -o FIG.png [--x sim_time|wall_time] [--target R]
+
+Each trial's curve is the agents' mean undiscounted return of the round (the trajectories that counted),
+smoothed over ``--smooth`` rounds, as a step function of the time at each round's end; curves are
+sampled on a common time grid and summarised by the mean and the 20th-80th percentiles across trials
+(the paper's bands). ``--target R`` prints, per run, the first time the mean curve reaches R.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mpidrl.store import Run, read_run
+
+
+def curves(run: Run, x: str, metric: str, smooth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per trial: (times [T, R], smoothed agent-mean metric [T, R])."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        y = np.nanmean(run.metrics[metric], axis=2)
+    if smooth > 1:
+        out = np.empty_like(y)
+        for r in range(y.shape[1]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[:, r] = np.nanmean(y[:, max(0, r - smooth + 1) : r + 1], axis=1)
+        y = out
+    return run.metrics[x], y
+
+
+def on_grid(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """[T, len(grid)]: each trial's value of the last round finished by each grid time (NaN before)."""
+    out = np.full((times.shape[0], grid.size), np.nan)
+    for t in range(times.shape[0]):
+        idx = np.searchsorted(times[t], grid, side="right") - 1
+        ok = idx >= 0
+        out[t, ok] = values[t, idx[ok]]
+    return out
+
+
+def summarise(run: Run, x: str, metric: str, smooth: int, points: int = 400):
+    times, values = curves(run, x, metric, smooth)
+    grid = np.linspace(0.0, float(np.nanmin(times[:, -1])), points)
+    sampled = on_grid(times, values, grid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (
+            grid,
+            np.nanmean(sampled, axis=0),
+            np.nanpercentile(sampled, 20, axis=0),
+            np.nanpercentile(sampled, 80, axis=0),
+        )
+
+
+def time_to(grid: np.ndarray, mean: np.ndarray, target: float) -> float:
+    """First grid time at which the mean curve reaches ``target`` (NaN if never)."""
+    hit = np.nonzero(mean >= target)[0]
+    return float(grid[hit[0]]) if hit.size else float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--x", choices=("sim_time", "wall_time"), default="sim_time")
+    p.add_argument("--metric", default="return")
+    p.add_argument("--smooth", type=int, default=5, help="rounds in the moving average")
+    p.add_argument("--labels", nargs="*", help="legend labels, one per run")
+    p.add_argument("--title", default="")
+    p.add_argument("--logx", action="store_true")
+    p.add_argument("--target", type=float, help="print the time each run's mean curve first reaches this")
+    args = p.parse_args()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    labels = args.labels or [Path(r).stem for r in args.runs]
+    for path, label in zip(args.runs, labels):
+        run = read_run(path)
+        grid, mean, lo, hi = summarise(run, args.x, args.metric, args.smooth)
+        (line,) = ax.plot(grid, mean, label=label)
+        ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        if args.target is not None:
+            print(
+                f"{path}: {label}: first reaches {args.target:g} at {args.x} = {time_to(grid, mean, args.target):.6g}"
+            )
+    ax.set_xlabel("simulated time (s)" if args.x == "sim_time" else "wall-clock time (s)")
+    ax.set_ylabel(f"{args.metric} (mean over agents, {args.smooth}-round average)")
+    if args.logx:
+        ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_title(args.title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.output, dpi=120)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The GPOMDP / REINFORCE policy-gradient estimator with reward-to-go, no baseline (specification, seed 001).
+
+One trajectory tau of at most H steps (shorter if the environment terminates or truncates) gives
+
+    g(tau, theta) = sum_{t=0}^{H-1} ( sum_{h=t}^{H-1} gamma^h r_h ) grad log pi_theta(a_t | s_t),
+
+an unbiased estimate of the gradient of the H-step discounted return J_H(theta). The weights are the
+discounted rewards-to-go *including* the factor gamma^t of the paper's formula (not re-based at t).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from mpidrl.policies.stochastic import CategoricalMLP, GaussianMLP
+
+
+@dataclass
+class Trajectory:
+    """One sampled trajectory."""
+
+    obs: np.ndarray
+    """[T, obs_dim] observations s_t as given to the policy"""
+    actions: np.ndarray
+    """[T] action indices, or [T, k] pre-squash actions u_t"""
+    rewards: np.ndarray
+    """[T] rewards r_t"""
+
+    @property
+    def steps(self) -> int:
+        return len(self.rewards)
+
+
+def sample_trajectory(
+    env: gym.Env,
+    policy: CategoricalMLP | GaussianMLP,
+    theta: np.ndarray,
+    encode,
+    horizon: int,
+    seed: int,
+    rng: np.random.Generator,
+) -> Trajectory:
+    """Run ``policy`` at ``theta`` from ``env.reset(seed=seed)`` for at most ``horizon`` steps."""
+    obs, _ = env.reset(seed=seed)
+    xs, acts, rewards = [], [], []
+    draw = policy.sampler(theta, rng)
+    for _ in range(horizon):
+        x = encode(obs)
+        recorded, action = draw(x)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        xs.append(x)
+        acts.append(recorded)
+        rewards.append(float(reward))
+        if terminated or truncated:
+            break
+    return Trajectory(np.array(xs), np.array(acts), np.array(rewards))
+
+
+def rewards_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """w_t = sum_{h >= t} gamma^h r_h (the discount counted from the trajectory's start)."""
+    discounted = rewards * gamma ** np.arange(len(rewards))
+    return np.cumsum(discounted[::-1])[::-1]
+
+
+def gpomdp(policy: CategoricalMLP | GaussianMLP, theta: np.ndarray, traj: Trajectory, gamma: float) -> np.ndarray:
+    """The GPOMDP gradient estimate of one trajectory (ascent direction of the return)."""
+    if traj.steps == 0:
+        return np.zeros(policy.size)
+    return policy.grad_log_prob(theta, traj.obs, traj.actions, rewards_to_go(traj.rewards, gamma))
+
+
+def discounted_return(rewards: np.ndarray, gamma: float) -> float:
+    """sum_t gamma^t r_t."""
+    return float(np.sum(rewards * gamma ** np.arange(len(rewards))))

@@ -1,0 +1,116 @@
+"""NIGT, the aggregation rules and the simulated clock, in one process."""
+
+import numpy as np
+import pytest
+
+from mpidrl import timing
+from mpidrl.algorithms.afedpg import lookahead, pack_state
+from mpidrl.algorithms.lapg import threshold
+from mpidrl.algorithms.nigt import NIGT, malenia_done, rennala_done
+from mpidrl.comm.aggregate import combine
+from mpidrl.config import ConfigError, load
+
+
+def test_nigt_converges_on_a_noisy_quadratic():
+    rng = np.random.default_rng(0)
+    target = rng.standard_normal(20)
+    nigt = NIGT(np.zeros(20), eta=0.1, alpha=0.01)
+    for _ in range(3000):
+        x = nigt.query()
+        nigt.step(-(x - target) + 0.5 * rng.standard_normal(20))  # gradient of -||x - target||^2 / 2
+    assert np.linalg.norm(nigt.theta - target) < 0.1 * np.linalg.norm(target)
+    # every step has length alpha exactly (normalised)
+    before = nigt.theta.copy()
+    nigt.step(np.ones(20))
+    assert np.linalg.norm(nigt.theta - before) == pytest.approx(0.01)
+
+
+def test_nigt_extrapolates_with_one_minus_eta_over_eta():
+    nigt = NIGT(np.zeros(2), eta=0.25, alpha=1.0)
+    np.testing.assert_array_equal(nigt.query(), [0, 0])  # first round at theta_0
+    nigt.step(np.array([3.0, 4.0]))
+    np.testing.assert_allclose(nigt.theta, [0.6, 0.8])
+    np.testing.assert_allclose(nigt.query(), [0.6, 0.8] + 3 * np.array([0.6, 0.8]))
+    state = pack_state(nigt)  # AFedPG agents rebuild the same point from (t, theta, d)
+    np.testing.assert_allclose(lookahead(state, 0.25, 1.0), nigt.query())
+
+
+def _model(h, kappa=0.0, n=3, **extra):
+    cfg = load(None, [f"agents.n={n}", f"time.h={h}", f"time.kappa={kappa}", *extra])
+    return timing.TimeModel(cfg.time, n, 0, 0)
+
+
+def test_rennala_schedule_by_hand():
+    # h = 1, 2, 3: completions at 1 (a0), 2 (a0, a1: tie, a0 first), 3 (a0, a2) -> the 4th is a0 at t = 3
+    counts, t = timing.plan_first(_model("[1, 2, 3]"), 0, lambda c: rennala_done(c, 4))
+    assert counts.tolist() == [3, 1, 0] and t == 3.0
+    counts, t = timing.plan_first(_model("[1, 2, 3]"), 0, lambda c: rennala_done(c, 5))
+    assert counts.tolist() == [3, 1, 1] and t == 3.0
+
+
+def test_malenia_schedule_by_hand():
+    # needs every agent and harmonic mean >= M / n = 4 / 3: [3, 1, 1] gives 1.29, [4, 1, 1] gives 1.33 at t = 4
+    counts, t = timing.plan_first(_model("[1, 2, 3]"), 0, lambda c: malenia_done(c, 4))
+    assert counts.tolist() == [4, 1, 1] and t == 4.0
+    assert not malenia_done(np.array([10, 10, 0]), 1)
+
+
+def test_afedpg_schedule_by_hand():
+    # round trip kappa = 1: arrivals of a0 at 1.5, 3.5; a1 at 2.5; a2 at 3.5 (tie: a0 first)
+    order, counts, t = timing.plan_afedpg(_model("[1, 2, 3]", kappa=1.0), 0, 4)
+    assert order.tolist() == [0, 1, 0, 2] and counts.tolist() == [2, 1, 1] and t == 3.5
+
+
+def test_malenia_weighs_every_agent_equally_and_rennala_every_gradient():
+    d = 3
+    v = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    counts = np.array([5.0, 1.0, 2.0])
+    rows = np.concatenate([v * counts[:, None], counts[:, None]], axis=1)  # agent i's gradients all equal v_i
+    np.testing.assert_allclose(combine(rows, "malenia-nigt"), v.mean(axis=0))
+    np.testing.assert_allclose(combine(rows, "rennala-nigt"), counts / counts.sum())
+    rows[2] = 0  # an agent without gradients still counts in Malenia's 1/n (the rule forbids it anyway)
+    np.testing.assert_allclose(combine(rows, "malenia-nigt"), [1 / 3, 1 / 3, 0])
+    assert combine(np.zeros((2, d + 1)), "rennala-nigt").tolist() == [0, 0, 0]
+
+
+def test_random_times_are_keyed_and_reproducible():
+    model = _model('{dist="exponential", mean="sqrt(i)"}', n=4)
+    a = model.compute(3, 2, 5)
+    np.testing.assert_array_equal(model.compute(3, 2, 8)[:5], a)  # the k-th draw never moves
+    assert not np.array_equal(model.compute(4, 2, 5), a)
+    assert np.all(a > 0)
+    uni = _model('{dist="uniform", low=1, high=2}', n=2).compute(0, 1, 100)
+    assert uni.min() >= 1 and uni.max() <= 2
+    logn = _model('{dist="lognormal", mean=2.0, sigma=0.3}', n=1).compute(0, 0, 20000)
+    assert logn.mean() == pytest.approx(2.0, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ('{dist="gamma", mean=1}', "time.h.dist: expected one of exponential"),
+        ('{dist="exponential"}', "time.h.mean: missing"),
+        ('{dist="uniform", low=2, high=1}', "time.h: low must be <= high"),
+        ('{dist="exponential", mean=1, sd=2}', "time.h.sd: unknown key"),
+        ('{dist="exponential", mean="-i"}', "time.h.mean: times must be finite and >= 0"),
+    ],
+)
+def test_bad_time_tables(value, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        timing.check(load(None, [f"time.h={value}"]).time, 3)
+
+
+def test_nigt_params_are_checked():
+    with pytest.raises(ConfigError, match="algo.eta: must be in"):
+        load(None, ['algo.name="rennala-nigt"', "algo.eta=0"])
+    with pytest.raises(ConfigError, match="algo.M: must be >= 1"):
+        load(None, ['algo.name="malenia-nigt"', "algo.M=0"])
+    with pytest.raises(ConfigError, match="time.delay_scale: must be >= 0"):
+        load(None, ["time.delay_scale=-1"])
+
+
+def test_lapg_threshold():
+    hist = [np.zeros(2), np.array([1.0, 0]), np.array([1.0, 2.0])]
+    # (xi / D) (||(0, 2)||^2 + ||(1, 0)||^2) / (alpha^2 n^2) with D = 2, xi = 1, alpha = 0.5, n = 2
+    assert threshold(hist, 0.5, 2, 1.0, 2) == pytest.approx(0.5 * 5 / 1.0)
+    assert threshold(hist[:1], 0.5, 2, 1.0, 2) == 0.0

@@ -1,0 +1,157 @@
+"""The policy-gradient family over MPI: rank independence, exact accounting, real asynchrony."""
+
+import numpy as np
+import pytest
+from helpers import mpidrl, mpirun, write_config
+
+from mpidrl.comm.aggregate import REPORT_BYTES, STOP_BYTES
+from mpidrl.store import read_messages, read_run
+
+BASE = """
+[run]
+seed = 3
+trials = {trials}
+rounds = {rounds}
+record_messages = true
+[env]
+id = "CartPole-v1"
+gamma = 0.99
+variation = "{variation}"
+[agents]
+n = {n}
+[algo]
+name = "{algo}"
+M = {M}
+M_init = {M}
+H = 30
+alpha = 0.05
+[policy]
+hidden = [{hidden}]
+[time]
+mode = "{mode}"
+h = {h}
+kappa = 0.5
+delay_scale = {scale}
+"""
+
+
+def config(
+    tmp_path,
+    algo="rennala-nigt",
+    n=3,
+    M=4,
+    h="[1, 2, 3]",
+    mode="simulated",
+    rounds=3,
+    trials=1,
+    variation="none",
+    scale=0.0,
+    hidden=6,
+):
+    text = BASE.format(
+        algo=algo,
+        n=n,
+        M=M,
+        h=h,
+        mode=mode,
+        rounds=rounds,
+        trials=trials,
+        variation=variation,
+        scale=scale,
+        hidden=hidden,
+    )
+    return write_config(tmp_path / f"{algo}.toml", text)
+
+
+def same(a, b):
+    ra, rb = read_run(a), read_run(b)
+    for name in ra.metrics:
+        if name != "wall_time":
+            np.testing.assert_array_equal(ra.metrics[name], rb.metrics[name], err_msg=name)
+    for name in ra.diagnostics:
+        np.testing.assert_array_equal(ra.diagnostics[name], rb.diagnostics[name], err_msg=name)
+    ma, mb = read_messages(a), read_messages(b)
+    np.testing.assert_array_equal(ma, mb)
+
+
+@pytest.mark.parametrize(
+    "algo, variation",
+    [("rennala-nigt", "none"), ("malenia-nigt", "negate_obs"), ("afedpg", "pole_length"), ("nigt-sync", "none")],
+)
+def test_simulated_runs_do_not_depend_on_the_ranks(tmp_path, algo, variation):
+    cfg = config(tmp_path, algo, variation=variation)
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "one.h5")], timeout=60)
+    mpirun(2, ["run", str(cfg), "--out", str(tmp_path / "two.h5")], timeout=60)
+    same(tmp_path / "one.h5", tmp_path / "two.h5")
+
+
+def test_rennala_run_follows_the_hand_worked_schedule_and_counts_bytes(tmp_path):
+    cfg = config(tmp_path, "rennala-nigt", rounds=2)
+    mpirun(3, ["run", str(cfg), "--out", str(tmp_path / "r.h5")], timeout=60)
+    run = read_run(tmp_path / "r.h5")
+    assert run.diagnostics["gradients"][0].tolist() == [[3, 1, 0], [3, 1, 0]]
+    np.testing.assert_allclose(run.metrics["sim_time"][0], [3.5, 7.0])  # 3 + the Allreduce's kappa, per round
+    d = 4 * 6 + 6 + 6 * 2 + 2  # CartPole policy 4 -> 6 -> 2
+    m = run.metrics
+    assert np.all(m["uplink_bytes"] == (d + 1) * 8) and np.all(m["downlink_bytes"] == (d + 1) * 8)
+    assert m["control_messages"][0].tolist() == [[4, 2, 1]] * 2  # reports + one STOP each
+    assert (
+        m["control_bytes"][0].tolist() == [[3 * REPORT_BYTES + STOP_BYTES, REPORT_BYTES + STOP_BYTES, STOP_BYTES]] * 2
+    )
+    msgs = read_messages(tmp_path / "r.h5")
+    control = msgs[msgs["kind"] == b"control"]
+    assert control["nbytes"].sum() == m["control_bytes"].sum()
+    payload = msgs[msgs["kind"] == b"gradient_sum"]
+    assert payload["nbytes"].sum() == m["uplink_bytes"].sum() + m["downlink_bytes"].sum()
+
+
+def test_afedpg_counts_round_trips(tmp_path):
+    cfg = config(tmp_path, "afedpg", rounds=2)
+    mpirun(2, ["run", str(cfg), "--out", str(tmp_path / "a.h5")], timeout=60)
+    run = read_run(tmp_path / "a.h5")
+    d = 4 * 6 + 6 + 6 * 2 + 2
+    assert run.diagnostics["gradients"][0].tolist() == [[2, 1, 1]] * 2  # see test_afedpg_schedule_by_hand
+    sent = run.metrics["uplink_messages"][0]
+    assert np.all(run.metrics["uplink_bytes"][0] == sent * (d + 2) * 8)
+    # broadcast [t, theta, d] plus one reply [agent, t, theta, d] per applied gradient
+    assert np.all(run.metrics["downlink_bytes"][0] == (2 * d + 1) * 8 + sent * (2 * d + 2) * 8)
+    assert np.all(run.metrics["control_bytes"][0] == STOP_BYTES)
+
+
+def test_real_mode_does_not_wait_for_a_slow_rank(tmp_path):
+    # agent 3 (on rank 2) needs 1000 * 0.02 = 20 s per gradient; M = 2 comes from the others
+    cfg = config(tmp_path, "rennala-nigt", M=2, h='"1000 if i == 3 else 1"', mode="real", rounds=4, scale=0.02)
+    mpirun(3, ["run", str(cfg), "--out", str(tmp_path / "real.h5")], timeout=60)
+    run = read_run(tmp_path / "real.h5")
+    assert run.attrs["status"] == "complete"
+    assert run.diagnostics["gradients"][0][:, 2].tolist() == [0, 0, 0, 0]
+    assert run.diagnostics["gradients"][0].sum(axis=1).tolist() == [2, 2, 2, 2]
+    assert run.metrics["wall_time"][0, -1] < 10.0
+    assert np.all(np.isnan(run.metrics["sim_time"]))
+    # the same in AFedPG: M updates per round, none from the slow agent. Gradients of 2000+ parameters are
+    # too large for eager sends; dropped ones complete only in rank 0's drain (waiting earlier deadlocked)
+    cfg = config(
+        tmp_path, "afedpg", n=5, M=2, h='"1000 if i == 5 else 0.1"', mode="real", rounds=10, scale=0.02, hidden=400
+    )
+    mpirun(3, ["run", str(cfg), "--out", str(tmp_path / "real_af.h5")], timeout=60)
+    run = read_run(tmp_path / "real_af.h5")
+    assert run.diagnostics["gradients"][0][:, 4].tolist() == [0] * 10
+    assert run.diagnostics["gradients"][0].sum(axis=1).tolist() == [2] * 10
+    assert run.metrics["wall_time"][0, -1] < 10.0
+
+
+def test_lapg_skips_uploads_and_does_not_depend_on_the_ranks(tmp_path):
+    text = BASE.format(
+        algo="lapg", n=3, M=0, h="1.0", mode="simulated", rounds=6, trials=1, variation="none", scale=0.0, hidden=6
+    )
+    text = text.replace("M = 0\nM_init = 0\n", "xi = 1e12\nmax_staleness = 2\n")
+    cfg = write_config(tmp_path / "lapg.toml", text)
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "one.h5")], timeout=60)
+    mpirun(2, ["run", str(cfg), "--out", str(tmp_path / "two.h5")], timeout=60)
+    same(tmp_path / "one.h5", tmp_path / "two.h5")
+    # a huge threshold: every agent uploads in round 0, then only when forced after 2 skipped rounds
+    sent = read_run(tmp_path / "one.h5").metrics["uplink_messages"][0]
+    assert sent.tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 0], [1, 1, 1], [0, 0, 0], [0, 0, 0]]
+    # no threshold: every agent uploads every round
+    mpidrl(["run", str(cfg), "--set", "algo.xi=0.0", "--out", str(tmp_path / "all.h5")], timeout=60)
+    assert np.all(read_run(tmp_path / "all.h5").metrics["uplink_messages"][0] == 1)
