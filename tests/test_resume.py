@@ -1,0 +1,87 @@
+"""Resume is exact for every algorithm family: a run stopped by a signal and resumed (at another world
+size) ends bit-identical to an uninterrupted run with the same seed."""
+
+import io
+import signal
+
+import h5py
+import numpy as np
+import pytest
+from helpers import mpirun
+
+from mpidrl import algorithms
+from mpidrl.comm import Runtime
+from mpidrl.config import load
+from mpidrl.log import Progress
+from mpidrl.run import Experiment, Interrupted, StopRequest
+
+COMPARED = [
+    "reward",
+    "return",
+    "episodes",
+    "steps",
+    "uplink_messages",
+    "uplink_bytes",
+    "downlink_bytes",
+    "control_messages",
+    "control_bytes",
+    "sim_time",
+    "eval_return",
+]
+
+CASES = {
+    "dql": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="dql"', "run.rounds=30"],
+    "ebcdql": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="ebcdql"', "run.rounds=30"],
+    "davia": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="davia"', "run.rounds=30"],
+    "rennala-nigt": [
+        'algo.name="rennala-nigt"',
+        "algo.M=4",
+        "algo.M_init=4",
+        "algo.H=40",
+        "run.rounds=12",
+        'time.mode="simulated"',
+        'time.h="sqrt(i)"',
+        "time.kappa=0.5",
+        "policy.hidden=[8]",
+    ],
+    "lapg": ['algo.name="lapg"', "algo.H=40", "run.rounds=12", "policy.hidden=[8]"],
+    "es": ["run.rounds=12", "algo.sigma=0.1", "policy.hidden=[4]", "run.eval_every=3", "run.eval_episodes=1"],
+}
+
+
+class StopAt(Progress):
+    """A silent progress report that asks the experiment to stop after round ``stop_after`` of trial 1."""
+
+    def __init__(self, cfg, stop, stop_after):
+        super().__init__(0, cfg.run.trials, cfg.run.rounds, stream=io.StringIO(), bar=False)
+        self.stop, self.stop_after = stop, stop_after
+
+    def update(self, trial, round, *args):
+        if (trial, round) == (1, self.stop_after):
+            self.stop.signum = signal.SIGTERM
+
+
+def metrics(path):
+    with h5py.File(path, "r") as f:
+        return {k: f["metrics"][k][()] for k in COMPARED if k in f["metrics"]}, dict(f.attrs)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, name):
+    overrides = ["agents.n=3", "run.trials=2", "run.checkpoint_every=4", "run.seed=7", *CASES[name]]
+    cfg = load(None, overrides)
+    env_spec = algorithms.check(cfg)
+    ref, out = tmp_path / "ref.h5", tmp_path / "stopped.h5"
+    Experiment(cfg, env_spec, ref, Runtime(), progress=StopAt(cfg, StopRequest(), -1)).run()
+    stop = StopRequest()
+    with pytest.raises(Interrupted):
+        Experiment(cfg, env_spec, out, Runtime(), progress=StopAt(cfg, stop, 5), stop=stop).run()
+    _, attrs = metrics(out)
+    assert attrs["status"] == "interrupted" and attrs["trials_done"] == 1
+    mpirun(2, ["run", "--resume", str(out)], timeout=180)
+    got, attrs = metrics(out)
+    want, _ = metrics(ref)
+    assert attrs["status"] == "complete"
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
