@@ -3,7 +3,8 @@
 What it measures: rounds per second of ``ESLearner.update`` (regenerating the n perturbations of d
 parameters from their (seed, trial, NOISE, round, agent) streams, summing F_i eps_i in agent order and
 stepping Adam) for n in {10, 100, 1000} and d in {1e3, 1e4, 1e5, 1e6}, on a CartPole-shaped MLP with one
-hidden layer sized to give d parameters. No environment is stepped. Each cell runs rounds until at least
+hidden layer sized to give d parameters (cells with n d above ``--max-nd``, 1e8 by default, are
+skipped: on a shared 2-core machine one round of n = 1000, d = 1e6 takes minutes). No environment is stepped. Each cell runs rounds until at least
 ``--min-time`` seconds have passed (at least one round); with ``--repeats`` the cell is measured several
 times and the median and range are printed. Also printed: ns per generated number (time / (n d)).
 
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
     parser.add_argument("--antithetic", action="store_true", help="antithetic pairs (the default config)")
+    parser.add_argument("--max-nd", type=float, default=1e8, help="skip cells with n d above this (time)")
     args = parser.parse_args()
     ns, ds = ((10, 100), (1000, 10_000)) if args.quick else ((10, 100, 1000), (1000, 10_000, 100_000, 1_000_000))
     print(machine())
@@ -54,6 +56,9 @@ def main() -> None:
     print("n | d | rounds/s median [min, max] | ns per number (median) | load")
     for n in ns:
         for d in ds:
+            if n * d > args.max_nd:
+                print(f"{n} | {d} | skipped (n d > --max-nd {args.max_nd:g})")
+                continue
             rates = []
             for _ in range(1 if args.quick else args.repeats):
                 rate, actual = rounds_per_second(n, d, args.antithetic, 0.05 if args.quick else args.min_time)

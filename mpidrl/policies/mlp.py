@@ -75,7 +75,8 @@ class MLP:
             return x @ w_out + b_out
 
         if self.spec.discrete_actions:
-            return lambda obs: int(np.argmax(features(obs)))
+            # the ndarray method skips np.argmax's dispatch layers (a few microseconds on every step)
+            return lambda obs: int(features(obs).argmax())
         low, half = self._low, self._half_range
         return lambda obs: low + (np.tanh(features(obs)) + 1.0) * half
 
