@@ -4,9 +4,10 @@ What it measures: rounds per second of ``ESLearner.update`` (regenerating the n 
 parameters from their (seed, trial, NOISE, round, agent) streams, summing F_i eps_i in agent order and
 stepping Adam) for n in {10, 100, 1000} and d in {1e3, 1e4, 1e5, 1e6}, on a CartPole-shaped MLP with one
 hidden layer sized to give d parameters (cells with n d above ``--max-nd``, 1e8 by default, are
-skipped: on a shared 2-core machine one round of n = 1000, d = 1e6 takes minutes). No environment is stepped. Each cell runs rounds until at least
-``--min-time`` seconds have passed (at least one round); with ``--repeats`` the cell is measured several
-times and the median and range are printed. Also printed: ns per generated number (time / (n d)).
+skipped: on a shared 2-core machine one round of n = 1000, d = 1e6 takes minutes). No environment is
+stepped. Each cell runs rounds until at least ``--min-time`` seconds have passed (at least one round);
+with ``--repeats`` the cell is measured several times and the median and range are printed. Also
+printed: ns per generated number (time / (n d)).
 
 Run:  .venv/bin/python benchmarks/learner.py [--quick] [--repeats 3] [--antithetic]
 """
