@@ -5,9 +5,12 @@ the wall time of mpidrl rounds -- ``comm.rounds.sync_round`` (broadcast, every a
 reset seed and episode, gather) followed by the learner's update -- against the time the same episodes
 take in a bare loop: ``gymnasium.make(id)`` environments stepped by a plain numpy forward pass of the same
 perturbed parameters from the same reset seeds (the perturbations are computed outside the bare timing,
-so everything ES adds around the environment and the policy counts as overhead). The two are interleaved
-round by round (alternating which goes first) so that load drift on a shared machine cancels, and the
-returns of both are checked to be identical (the same episodes). Overhead = framework / bare - 1.
+so everything ES adds around the environment and the policy counts as overhead). Two bare loops: "bare"
+uses ``gymnasium.make(id)`` as a user would (with the passive env checker wrapper); "lean bare" uses
+``gymnasium.make(id, disable_env_checker=True)`` and the ndarray ``argmax`` method, the cheapest stack.
+The three are interleaved round by round (rotating which goes first) so that load drift on a shared
+machine cancels, and the returns of all three are checked to be identical (the same episodes).
+Overhead = framework / bare - 1.
 
 Run:  .venv/bin/python benchmarks/overhead.py [--quick] [--repeats 3] [--env CartPole-v1] [--profile out.prof]
 """
@@ -37,8 +40,9 @@ SETTINGS = {
 }
 
 
-def bare_episode(env: gym.Env, layers: list, discrete: bool, low, half, seed: int) -> tuple[float, int]:
+def bare_episode(env: gym.Env, layers: list, discrete: bool, low, half, seed: int, lean: bool) -> tuple[float, int]:
     """One episode with a plain numpy forward pass: (undiscounted return, steps)."""
+    argmax = np.ndarray.argmax if lean else np.argmax
     hidden, (w_out, b_out) = layers[:-1], layers[-1]
     obs, _ = env.reset(seed=seed)
     total, steps = 0.0, 0
@@ -47,7 +51,7 @@ def bare_episode(env: gym.Env, layers: list, discrete: bool, low, half, seed: in
         for w, b in hidden:
             x = np.tanh(x @ w + b)
         out = x @ w_out + b_out
-        action = int(np.argmax(out)) if discrete else low + (np.tanh(out) + 1.0) * half
+        action = int(argmax(out)) if discrete else low + (np.tanh(out) + 1.0) * half
         obs, reward, terminated, truncated, _ = env.step(action)
         total += float(reward)
         steps += 1
@@ -66,15 +70,20 @@ def measure(env_id: str, n: int, rounds: int, hidden: tuple[int, ...], profile: 
     rt = Runtime()
     learner, worker = algo.learner(ctx), algo.worker(ctx, range(n))
     policy = make_policy(cfg.policy, spec)
-    bare_envs = [gym.make(env_id) for _ in range(n)]
-    low, half = (None, None) if spec.discrete_actions else (spec.act_low, (spec.act_high - spec.act_low) / 2.0)
-    t_frame = t_bare = 0.0
+    bare_envs = {
+        "bare": [gym.make(env_id) for _ in range(n)],
+        "lean": [gym.make(env_id, disable_env_checker=True) for _ in range(n)],
+    }
+    discrete = spec.discrete_actions
+    low, half = (None, None) if discrete else (spec.act_low, (spec.act_high - spec.act_low) / 2.0)
+    times = {"frame": 0.0, "bare": 0.0, "lean": 0.0}
     steps = 0
     for r in range(rounds):
         thetas = [learner.theta + cfg.algo.sigma * perturbation(ctx, r, a, policy.size) for a in range(n)]
         seeds = [rng.reset_seed(cfg.run.seed, 0, r, a) for a in range(n)]
+        returns = {}
 
-        def frame(r=r):
+        def frame(r=r, returns=returns):
             if profile:
                 profile.enable()
             t0 = time.perf_counter()
@@ -83,26 +92,31 @@ def measure(env_id: str, n: int, rounds: int, hidden: tuple[int, ...], profile: 
             dt = time.perf_counter() - t0
             if profile:
                 profile.disable()
-            return dt, res.stats[:, 1]
+            returns["frame"] = list(res.stats[:, 1])
+            return dt
 
-        def bare(thetas=thetas, seeds=seeds):
+        def bare(kind, thetas=thetas, seeds=seeds, returns=returns):
+            envs = bare_envs[kind]
             t0 = time.perf_counter()
             out = [
-                bare_episode(bare_envs[a], policy.layers(thetas[a]), spec.discrete_actions, low, half, seeds[a])
+                bare_episode(
+                    envs[a], policy.layers(thetas[a]), spec.discrete_actions, low, half, seeds[a], kind == "lean"
+                )
                 for a in range(n)
             ]
-            return time.perf_counter() - t0, out
+            dt = time.perf_counter() - t0
+            returns[kind] = [ret for ret, _ in out]
+            returns["steps"] = sum(s for _, s in out)
+            return dt
 
-        if r % 2 == 0:
-            (tf, rets), (tb, bare_out) = frame(), bare()
-        else:
-            (tb, bare_out), (tf, rets) = bare(), frame()
-        if not np.array_equal(rets, [ret for ret, _ in bare_out]):
-            raise AssertionError(f"round {r}: the bare loop did not reproduce the framework's episodes")
-        t_frame += tf
-        t_bare += tb
-        steps += sum(s for _, s in bare_out)
-    return {"frame": t_frame, "bare": t_bare, "steps": steps}
+        parts = {"frame": frame, "bare": lambda: bare("bare"), "lean": lambda: bare("lean")}
+        order = list(parts)[r % 3 :] + list(parts)[: r % 3]  # rotate who goes first against load drift
+        for kind in order:
+            times[kind] += parts[kind]()
+        if not returns["frame"] == returns["bare"] == returns["lean"]:
+            raise AssertionError(f"round {r}: the bare loops did not reproduce the framework's episodes")
+        steps += returns["steps"]
+    return {**times, "steps": steps}
 
 
 def main() -> None:
@@ -115,7 +129,9 @@ def main() -> None:
     print(machine())
     profile = cProfile.Profile() if args.profile else None
     if not profile:
-        print("env | agents x rounds | steps | framework s | bare s | overhead % | load")
+        print(
+            "env | agents x rounds | steps | framework s | bare s | lean bare s | overhead % vs bare | vs lean | load"
+        )
     for env_id in args.env or list(SETTINGS):
         hidden, n, rounds, qn, qr = SETTINGS[env_id]
         if args.quick:
@@ -123,16 +139,20 @@ def main() -> None:
         if profile:
             measure(env_id, n, rounds, hidden, profile)
             continue
-        overheads = []
+        overheads: dict[str, list[float]] = {"bare": [], "lean": []}
         for _ in range(1 if args.quick else args.repeats):
             m = measure(env_id, n, rounds, hidden, profile)
-            overheads.append(100 * (m["frame"] / m["bare"] - 1))
+            for kind in overheads:
+                overheads[kind].append(100 * (m["frame"] / m[kind] - 1))
             print(
-                f"{env_id} | {n} x {rounds} | {m['steps']} | {m['frame']:.3f} | {m['bare']:.3f} | "
-                f"{overheads[-1]:+.2f} | {load()}",
+                f"{env_id} | {n} x {rounds} | {m['steps']} | {m['frame']:.3f} | {m['bare']:.3f} | {m['lean']:.3f} | "
+                f"{overheads['bare'][-1]:+.2f} | {overheads['lean'][-1]:+.2f} | {load()}",
                 flush=True,
             )
-        print(f"{env_id}: overhead % median [min, max] = {spread(overheads)}")
+        print(
+            f"{env_id}: overhead % median [min, max] vs bare = {spread(overheads['bare'])}, "
+            f"vs lean bare = {spread(overheads['lean'])}"
+        )
     if profile:
         profile.dump_stats(args.profile)
 

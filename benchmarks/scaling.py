@@ -119,7 +119,7 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     print(machine())
     if not args.skip_throughput:
-        n, rounds = (4, 2) if args.quick else (50, 10)
+        n, rounds = (4, 1) if args.quick else (50, 10)
         rates: dict[int, list[float]] = {1: [], 2: []}
         print(f"throughput: ES CartPole-v1, n = {n}, {rounds} rounds")
         print("repeat | processes | steps/s | load")
