@@ -51,8 +51,8 @@ def es_config(seed: int, n: int, rounds: int) -> str:
     )
 
 
-def solve_mpidrl(seed: int, n: int, rounds: int, out_dir: Path) -> tuple[float, int]:
-    """(seconds until solved or inf, rounds taken) of one mpidrl run on 2 processes."""
+def solve_mpidrl(seed: int, n: int, rounds: int, out_dir: Path) -> tuple[float, int, float]:
+    """(seconds until solved or inf, rounds taken, best mean return) of one mpidrl run on 2 processes."""
     cfg = out_dir / f"tts_seed{seed}_n{n}.toml"
     cfg.write_text(es_config(seed, n, rounds))
     out = cfg.with_suffix(".h5")
@@ -61,7 +61,8 @@ def solve_mpidrl(seed: int, n: int, rounds: int, out_dir: Path) -> tuple[float, 
     m = read_run(out).metrics
     mean = m["return"][0].mean(axis=1)
     hit = np.flatnonzero(mean >= TARGET)
-    return (float(m["wall_time"][0, hit[0]]), int(hit[0]) + 1) if hit.size else (float("inf"), rounds)
+    best = float(mean.max())
+    return (float(m["wall_time"][0, hit[0]]), int(hit[0]) + 1, best) if hit.size else (float("inf"), rounds, best)
 
 
 _worker: dict = {}
@@ -81,8 +82,8 @@ def _episode(job: tuple[np.ndarray, int]) -> float:
     return rollout(w["env"], w["policy"].actor(theta), w["encode"], 1.0, seed).undiscounted
 
 
-def solve_cma(seed: int, popsize: int, generations: int, pool) -> tuple[float, int]:
-    """(seconds until solved or inf, generations taken) of pycma on the same policy and episodes."""
+def solve_cma(seed: int, popsize: int, generations: int, pool) -> tuple[float, int, float]:
+    """(seconds until solved or inf, generations taken, best mean return) of pycma on the same episodes."""
     import cma
 
     cfg = from_dict({"env": {"id": "CartPole-v1"}, "policy": {"hidden": [8, 8]}})
@@ -92,14 +93,16 @@ def solve_cma(seed: int, popsize: int, generations: int, pool) -> tuple[float, i
     x0 = policy.init(rng.generator(seed, 0, rng.Stream.INIT, 0, rng.LEARNER))
     t0 = time.perf_counter()
     es = cma.CMAEvolutionStrategy(x0, 0.1, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
+    best = -np.inf
     for g in range(generations):
         xs = es.ask()
         jobs = [(np.asarray(x), rng.reset_seed(seed, 0, g, i)) for i, x in enumerate(xs)]
         returns = pool.map(_episode, jobs, chunksize=max(1, popsize // 2))
+        best = max(best, float(np.mean(returns)))
         if np.mean(returns) >= TARGET:
-            return time.perf_counter() - t0, g + 1
+            return time.perf_counter() - t0, g + 1, best
         es.tell(xs, [-r for r in returns])
-    return float("inf"), generations
+    return float("inf"), generations, best
 
 
 def main() -> None:
@@ -115,7 +118,7 @@ def main() -> None:
     n, rounds, seeds = (4, 1, args.seeds[:1]) if args.quick else (50, args.rounds, args.seeds)
     print(machine())
     print(f"n = {n}, up to {rounds} rounds, target mean return {TARGET}")
-    print("seed | program | seconds to solve | rounds | load")
+    print("seed | program | seconds to solve | rounds | best mean return of a round | load")
     times: dict[str, list[float]] = {}
     if args.only != "cma":
         times["mpidrl ES (mpiexec -n 2)"] = []
@@ -126,13 +129,13 @@ def main() -> None:
         for k, seed in enumerate(seeds):
             order = list(times) if k % 2 == 0 else list(reversed(times))
             for name in order:
-                t, r = (
+                t, r, best = (
                     solve_mpidrl(seed, n, rounds, out_dir)
                     if name.startswith("mpidrl")
                     else solve_cma(seed, n, rounds, pool)
                 )
                 times[name].append(t)
-                print(f"{seed} | {name} | {t:.2f} | {r} | {load()}", flush=True)
+                print(f"{seed} | {name} | {t:.2f} | {r} | {best:.1f} | {load()}", flush=True)
     finally:
         if pool is not None:
             pool.close()

@@ -51,10 +51,10 @@ def test_scaling_measures_both_process_counts_and_both_waits(tmp_path):
 
 def test_time_to_solve_runs_mpidrl(tmp_path):
     out = bench("time_to_solve.py", "--out-dir", str(tmp_path), "--only", "mpidrl")
-    assert re.search(r"^0 \| mpidrl ES \(mpiexec -n 2\) \| (inf|[\d.]+) \| 1 \|", out, re.M), out
+    assert re.search(r"^0 \| mpidrl ES \(mpiexec -n 2\) \| (inf|[\d.]+) \| 1 \| [\d.-]+ \|", out, re.M), out
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cma") is None, reason="pycma (pip install cma) is not installed")
 def test_time_to_solve_runs_pycma(tmp_path):
     out = bench("time_to_solve.py", "--out-dir", str(tmp_path), "--only", "cma")
-    assert re.search(r"^0 \| pycma CMA-ES \(Pool\(2\)\) \| (inf|[\d.]+) \| 1 \|", out, re.M), out
+    assert re.search(r"^0 \| pycma CMA-ES \(Pool\(2\)\) \| (inf|[\d.]+) \| 1 \| [\d.-]+ \|", out, re.M), out
