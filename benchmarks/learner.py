@@ -9,7 +9,7 @@ stepped. Each cell runs rounds until at least ``--min-time`` seconds have passed
 with ``--repeats`` the cell is measured several times and the median and range are printed. Also
 printed: ns per generated number (time / (n d)).
 
-Run:  .venv/bin/python benchmarks/learner.py [--quick] [--repeats 3] [--antithetic]
+Run:  .venv/bin/python benchmarks/learner.py [--quick] [--repeats 3] [--antithetic] [--cells 100:10000 ...]
 """
 
 from __future__ import annotations
@@ -50,26 +50,29 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
     parser.add_argument("--antithetic", action="store_true", help="antithetic pairs (the default config)")
     parser.add_argument("--max-nd", type=float, default=1e8, help="skip cells with n d above this (time)")
+    parser.add_argument("--cells", nargs="+", help="only these n:d cells, e.g. 100:10000")
     args = parser.parse_args()
     ns, ds = ((10, 100), (1000, 10_000)) if args.quick else ((10, 100, 1000), (1000, 10_000, 100_000, 1_000_000))
+    cells = [(n, d) for n in ns for d in ds]
+    if args.cells:
+        cells = [(int(float(n)), int(float(d))) for n, d in (c.split(":") for c in args.cells)]
     print(machine())
     print(f"antithetic: {args.antithetic}")
     print("n | d | rounds/s median [min, max] | ns per number (median) | load")
-    for n in ns:
-        for d in ds:
-            if n * d > args.max_nd:
-                print(f"{n} | {d} | skipped (n d > --max-nd {args.max_nd:g})")
-                continue
-            rates = []
-            for _ in range(1 if args.quick else args.repeats):
-                rate, actual = rounds_per_second(n, d, args.antithetic, 0.05 if args.quick else args.min_time)
-                rates.append(rate)
-            med = float(np.median(rates))
-            print(
-                f"{n} | {actual} | {med:.4g} [{min(rates):.4g}, {max(rates):.4g}] | "
-                f"{1e9 / (med * n * actual):.2f} | {load()}",
-                flush=True,
-            )
+    for n, d in cells:
+        if n * d > args.max_nd:
+            print(f"{n} | {d} | skipped (n d > --max-nd {args.max_nd:g})")
+            continue
+        rates = []
+        for _ in range(1 if args.quick else args.repeats):
+            rate, actual = rounds_per_second(n, d, args.antithetic, 0.05 if args.quick else args.min_time)
+            rates.append(rate)
+        med = float(np.median(rates))
+        print(
+            f"{n} | {actual} | {med:.4g} [{min(rates):.4g}, {max(rates):.4g}] | "
+            f"{1e9 / (med * n * actual):.2f} | {load()}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

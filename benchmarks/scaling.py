@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-wait", action="store_true")
     parser.add_argument("--wait-child", choices=("blocking", "polite"), help=argparse.SUPPRESS)
-    parser.add_argument("--iterations", type=int, default=4000, help="work units of each waiting-test worker")
+    parser.add_argument("--iterations", type=int, default=20000, help="work units of each waiting-test worker")
     args = parser.parse_args()
     if args.wait_child:
         wait_child(args.wait_child, args.iterations)
