@@ -8,10 +8,11 @@ population) first reaches 475, for several seeds, alternating the two programs s
   time is /metrics/wall_time of the first round that meets the criterion (measured from the start of the
   trial, after the environments are made).
 * pycma 4.x (``pip install cma`` into the benchmark environment only; not a dependency of mpidrl):
-  ``cma.CMAEvolutionStrategy(x0, 0.1, {"popsize": 50, "seed": ...})`` on the same 8-8 MLP (mpidrl's
-  policy, x0 from its initialiser), the fitness of a candidate being minus the return of one episode
-  run by mpidrl's episode loop; the 50 episodes of a generation are spread over 2 processes with a
-  ``multiprocessing.Pool(2)``, so both programs use the same 2 cores. The time is counted from the
+  ``cma.CMAEvolutionStrategy(x0, sigma0, {"popsize": 50, "seed": ...})`` (sigma0 = 0.1, ES's sigma,
+  unless ``--cma-sigma`` says otherwise) on the same 8-8 MLP (mpidrl's policy, x0 from its initialiser),
+  the fitness of a candidate being minus the return of one episode run by mpidrl's episode loop; the
+  50 episodes of a generation are spread over 2 processes with a ``multiprocessing.Pool(2)``, so both
+  programs use the same 2 cores. The time is counted from the
   creation of the strategy (the pool and its environments exist before).
 
 Both stop looking at ``--rounds`` rounds/generations; a seed that has not met the criterion by then is
@@ -82,7 +83,7 @@ def _episode(job: tuple[np.ndarray, int]) -> float:
     return rollout(w["env"], w["policy"].actor(theta), w["encode"], 1.0, seed).undiscounted
 
 
-def solve_cma(seed: int, popsize: int, generations: int, pool) -> tuple[float, int, float]:
+def solve_cma(seed: int, popsize: int, generations: int, pool, sigma0: float = 0.1) -> tuple[float, int, float]:
     """(seconds until solved or inf, generations taken, best mean return) of pycma on the same episodes."""
     import cma
 
@@ -92,7 +93,7 @@ def solve_cma(seed: int, popsize: int, generations: int, pool) -> tuple[float, i
     env.close()
     x0 = policy.init(rng.generator(seed, 0, rng.Stream.INIT, 0, rng.LEARNER))
     t0 = time.perf_counter()
-    es = cma.CMAEvolutionStrategy(x0, 0.1, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
+    es = cma.CMAEvolutionStrategy(x0, sigma0, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
     best = -np.inf
     for g in range(generations):
         xs = es.ask()
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=60, help="rounds (generations) before giving up")
     parser.add_argument("--only", choices=("mpidrl", "cma"), help="measure one program only")
+    parser.add_argument("--cma-sigma", type=float, default=0.1, help="pycma's initial step size sigma0")
     parser.add_argument("--out-dir", default="results/bench")
     args = parser.parse_args()
     out_dir = Path(args.out_dir)
@@ -132,7 +134,7 @@ def main() -> None:
                 t, r, best = (
                     solve_mpidrl(seed, n, rounds, out_dir)
                     if name.startswith("mpidrl")
-                    else solve_cma(seed, n, rounds, pool)
+                    else solve_cma(seed, n, rounds, pool, args.cma_sigma)
                 )
                 times[name].append(t)
                 print(f"{seed} | {name} | {t:.2f} | {r} | {best:.1f} | {load()}", flush=True)
