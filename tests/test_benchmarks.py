@@ -58,3 +58,9 @@ def test_time_to_solve_runs_mpidrl(tmp_path):
 def test_time_to_solve_runs_pycma(tmp_path):
     out = bench("time_to_solve.py", "--out-dir", str(tmp_path), "--only", "cma")
     assert re.search(r"^0 \| pycma CMA-ES \(Pool\(2\)\) \| (inf|[\d.]+) \| 1 \| [\d.-]+ \|", out, re.M), out
+
+
+def test_gradient_ab_checks_identity_and_reports_speedups():
+    out = bench("gradient_ab.py")
+    # the script raises unless es_gradient equals the plain sum bit for bit
+    assert len(re.findall(r"^(True|False) \| \d+ \| \d+ \| [\d.e-]+ \| [\d.e-]+ \| ", out, re.M)) == 4, out
