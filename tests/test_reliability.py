@@ -1,6 +1,7 @@
 """Failures end the job fast, run files survive them, and resumed runs equal uninterrupted ones."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,12 +53,21 @@ def start(nprocs, args):
     return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def progress_position(text):
+    """(trial, round) of a progress line such as "trial 1/2 round 20/60 ...", or None."""
+    m = re.search(r"trial (\d+)/\d+ round (\d+)/", text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def wait_for_round(proc, marker, timeout=60):
-    """Read the progress lines until one contains ``marker``."""
+    """Read the progress lines until one reports the round of ``marker`` or a later one (progress lines
+    are rate-limited, so fast rounds may pass without a line of their own)."""
+    want = progress_position(marker)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
-        if marker in line:
+        got = progress_position(line)
+        if got is not None and got >= want:
             return
         if not line and proc.poll() is not None:
             break
