@@ -1,6 +1,6 @@
 """Parallel efficiency on this machine, and the cost of a learner waiting inside a blocking MPI call.
 
-1. Throughput: environment steps per second of an ES run on CartPole-v1 (n = 50, 8-8 MLP) under
+1. Throughput: environment steps per second of an ES run on CartPole-v1 (n = 50, 8-8 MLP, ``--rounds`` rounds) under
    ``mpiexec -n 1`` and ``mpiexec -n 2`` (rank 0 is the learner and hosts a block of agents too). Steps
    and time come from the run file: the sum of /metrics/steps over the wall time at the last round. The
    two process counts alternate, repeated ``--repeats`` times; the speed-up is the ratio of medians and of
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny runs (smoke test)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out-dir", default="results/bench")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of each throughput run")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-wait", action="store_true")
     parser.add_argument("--wait-child", choices=("blocking", "polite"), help=argparse.SUPPRESS)
@@ -119,7 +120,7 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     print(machine())
     if not args.skip_throughput:
-        n, rounds = (4, 1) if args.quick else (50, 10)
+        n, rounds = (4, 1) if args.quick else (50, args.rounds)
         rates: dict[int, list[float]] = {1: [], 2: []}
         print(f"throughput: ES CartPole-v1, n = {n}, {rounds} rounds")
         print("repeat | processes | steps/s | load")
