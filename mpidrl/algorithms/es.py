@@ -28,9 +28,9 @@ def perturbation(ctx: Context, round: int, agent: int, size: int) -> np.ndarray:
     """eps for ``agent`` in ``round``: N(0, I_size) from the agent's NOISE stream (antithetic aware)."""
     if ctx.cfg.algo.antithetic:
         pair, sign = divmod(agent, 2)
-        eps = rng.generator(ctx.seed, ctx.trial, rng.Stream.NOISE, round, pair).standard_normal(size)
+        eps = rng.standard_normal(ctx.seed, ctx.trial, rng.Stream.NOISE, round, pair, size)
         return -eps if sign else eps
-    return rng.generator(ctx.seed, ctx.trial, rng.Stream.NOISE, round, agent).standard_normal(size)
+    return rng.standard_normal(ctx.seed, ctx.trial, rng.Stream.NOISE, round, agent, size)
 
 
 def centered_ranks(values: np.ndarray) -> np.ndarray:
@@ -47,9 +47,17 @@ def es_gradient(ctx: Context, round: int, agents: Sequence[int], returns: np.nda
     sigma = ctx.cfg.algo.sigma
     if ctx.cfg.algo.fitness_shaping == "centered_rank":
         returns = centered_ranks(returns)
-    g = np.zeros(size)
+    # The same sum as adding f * perturbation(...) agent by agent, in two reused buffers, drawing an
+    # antithetic pair's noise once: f * (-eps) and (-f) * eps round to the same number.
+    g, eps, term = np.zeros(size), np.empty(size), np.empty(size)
+    drawn = None
     for agent, f in zip(agents, returns):
-        g += f * perturbation(ctx, round, agent, size)
+        key, sign = divmod(agent, 2) if ctx.cfg.algo.antithetic else (agent, 0)
+        if key != drawn:
+            rng.standard_normal(ctx.seed, ctx.trial, rng.Stream.NOISE, round, key, size, out=eps)
+            drawn = key
+        np.multiply(eps, -f if sign else f, out=term)
+        g += term
     return g / (len(agents) * sigma)
 
 

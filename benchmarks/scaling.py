@@ -1,0 +1,151 @@
+"""Parallel efficiency on this machine, and the cost of a learner waiting inside a blocking MPI call.
+
+1. Throughput: environment steps per second of an ES run on CartPole-v1 (n = 50, 8-8 MLP, ``--rounds`` rounds) under
+   ``mpiexec -n 1`` and ``mpiexec -n 2`` (rank 0 is the learner and hosts a block of agents too). Steps
+   and time come from the run file: the sum of /metrics/steps over the wall time at the last round. The
+   two process counts alternate, repeated ``--repeats`` times; the speed-up is the ratio of medians and of
+   each adjacent pair.
+2. Waiting: ``mpiexec -n 3`` (oversubscribed on 2 cores): ranks 1 and 2 each do the same fixed amount of
+   numpy work while rank 0 waits for their result, either in a blocking ``Gather`` or in ``Igather``
+   completed by ``Runtime.wait`` (test, then short growing sleeps). Reported: the workers' wall time for
+   their work and rank 0's CPU time while waiting (a spinning wait burns a core the workers need).
+
+Run:  .venv/bin/python benchmarks/scaling.py [--quick] [--repeats 3] [--skip-throughput] [--skip-wait]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import BIN, ROOT, load, machine, spread
+
+from mpidrl.store import read_run
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def throughput(nprocs: int, n: int, rounds: int, out_dir: Path) -> float:
+    """Environment steps per second of one ES run on ``nprocs`` processes."""
+    cfg = out_dir / f"scaling_{n}.toml"
+    cfg.write_text(
+        f'[run]\nseed = 0\nrounds = {rounds}\ncheckpoint_every = 0\n[env]\nid = "CartPole-v1"\n'
+        f'[agents]\nn = {n}\n[algo]\nname = "es"\nsigma = 0.1\n[policy]\nhidden = [8, 8]\n'
+    )
+    out = out_dir / f"scaling_{n}_np{nprocs}.h5"
+    cmd = [
+        str(BIN / "mpiexec"),
+        "-n",
+        str(nprocs),
+        str(BIN / "mpidrl"),
+        "run",
+        str(cfg),
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
+    subprocess.run(cmd, check=True, cwd=ROOT, timeout=900, capture_output=True, env=ENV)
+    m = read_run(out).metrics
+    return float(m["steps"][0].sum() / m["wall_time"][0, -1])
+
+
+def work(iterations: int) -> None:
+    """A fixed amount of single-threaded numpy work."""
+    x = np.random.default_rng(0).standard_normal((100, 100))
+    for _ in range(iterations):
+        x = np.tanh(x @ x * 0.01)
+
+
+def wait_child(mode: str, iterations: int) -> None:
+    """Body of the ``mpiexec -n 3`` job: rank 0 waits (``mode``), the others work and report their time."""
+    from mpidrl.comm import Runtime
+
+    rt = Runtime()
+    rt.barrier()
+    send = np.zeros(2)
+    if rt.rank:
+        t0 = time.perf_counter()
+        work(iterations)
+        send[0] = time.perf_counter() - t0
+    recv = np.empty((rt.size, 2)) if rt.is_root else None
+    cpu0 = time.process_time()
+    if mode == "blocking":
+        rt.comm.Gather(send, recv, root=0)
+    else:
+        rt.wait(rt.comm.Igather(send, recv, root=0))
+    if rt.is_root:
+        cpu = time.process_time() - cpu0
+        print(f"{np.mean(recv[1:, 0]):.4f} {cpu:.4f}", flush=True)
+
+
+def wait_cost(mode: str, iterations: int) -> tuple[float, float]:
+    """(mean worker wall time, rank 0 CPU seconds while waiting) of one ``mpiexec -n 3`` job."""
+    cmd = [
+        str(BIN / "mpiexec"),
+        "-n",
+        "3",
+        sys.executable,
+        __file__,
+        "--wait-child",
+        mode,
+        "--iterations",
+        str(iterations),
+    ]
+    out = subprocess.run(cmd, check=True, cwd=ROOT, timeout=600, capture_output=True, text=True, env=ENV)
+    worker, cpu = out.stdout.split()[-2:]
+    return float(worker), float(cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny runs (smoke test)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out-dir", default="results/bench")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of each throughput run")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-wait", action="store_true")
+    parser.add_argument("--wait-child", choices=("blocking", "polite"), help=argparse.SUPPRESS)
+    parser.add_argument("--iterations", type=int, default=20000, help="work units of each waiting-test worker")
+    args = parser.parse_args()
+    if args.wait_child:
+        wait_child(args.wait_child, args.iterations)
+        return
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    repeats = 1 if args.quick else args.repeats
+    print(machine())
+    if not args.skip_throughput:
+        n, rounds = (4, 1) if args.quick else (50, args.rounds)
+        rates: dict[int, list[float]] = {1: [], 2: []}
+        print(f"throughput: ES CartPole-v1, n = {n}, {rounds} rounds")
+        print("repeat | processes | steps/s | load")
+        for rep in range(repeats):
+            for p in (1, 2) if rep % 2 == 0 else (2, 1):
+                rates[p].append(throughput(p, n, rounds, out_dir))
+                print(f"{rep} | {p} | {rates[p][-1]:.0f} | {load()}", flush=True)
+        pairs = [b / a for a, b in zip(rates[1], rates[2])]
+        print(
+            f"speed-up 2 vs 1 process: ratio of medians {np.median(rates[2]) / np.median(rates[1]):.3f}; "
+            f"per repeat median [min, max] = {spread(pairs)}"
+        )
+    if not args.skip_wait:
+        iterations = 200 if args.quick else args.iterations
+        print(f"waiting: mpiexec -n 3, workers do {iterations} work units each")
+        print("repeat | rank-0 wait | worker wall s | rank-0 CPU s while waiting | load")
+        res: dict[str, list[tuple[float, float]]] = {"blocking": [], "polite": []}
+        for rep in range(repeats):
+            for mode in ("blocking", "polite") if rep % 2 == 0 else ("polite", "blocking"):
+                res[mode].append(wait_cost(mode, iterations))
+                w, c = res[mode][-1]
+                print(f"{rep} | {mode} | {w:.3f} | {c:.3f} | {load()}", flush=True)
+        for mode, vals in res.items():
+            print(f"{mode}: worker wall s {spread([w for w, _ in vals])}, rank-0 CPU s {spread([c for _, c in vals])}")
+
+
+if __name__ == "__main__":
+    main()

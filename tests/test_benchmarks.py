@@ -1,0 +1,66 @@
+"""Smoke runs of every benchmark's --quick mode, so the scripts keep working as the code changes."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.mpi
+
+
+def bench(script: str, *args: str, timeout: float = 120) -> str:
+    """Run ``benchmarks/SCRIPT --quick ARGS`` and return its output; fail on an error or a hang."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_overhead_reproduces_the_episodes_and_reports_a_ratio():
+    out = bench("overhead.py")
+    # the script raises unless the bare loop got the framework's returns; each env reports a ratio
+    for env_id in ("CartPole-v1", "Ant-v5"):
+        assert re.search(rf"^{env_id}: overhead % median", out, re.M), out
+
+
+def test_learner_reports_rates_for_each_cell():
+    out = bench("learner.py")
+    rows = re.findall(r"^(\d+) \| (\d+) \| ([\d.e+]+) ", out, re.M)
+    assert len(rows) == 4 and all(float(rate) > 0 for _, _, rate in rows), out
+
+
+def test_comm_volume_reads_exact_bytes_from_the_run_file(tmp_path):
+    out = bench("comm_volume.py", "--out-dir", str(tmp_path))
+    # 4 agents: each sends one float64 return and receives the 130 float64 parameters
+    assert re.search(r"^CartPole-v1 \(8-8\) \| 130 \| 32 \| 4160 \| 4160 \| 4160 ", out, re.M), out
+
+
+def test_scaling_measures_both_process_counts_and_both_waits(tmp_path):
+    out = bench("scaling.py", "--out-dir", str(tmp_path), "--iterations", "50")
+    assert "speed-up 2 vs 1 process" in out, out
+    assert re.search(r"^blocking: worker wall s", out, re.M) and re.search(r"^polite: worker wall s", out, re.M)
+
+
+def test_time_to_solve_runs_mpidrl(tmp_path):
+    out = bench("time_to_solve.py", "--out-dir", str(tmp_path), "--only", "mpidrl")
+    assert re.search(r"^0 \| mpidrl ES \(mpiexec -n 2\) \| (inf|[\d.]+) \| 1 \| [\d.-]+ \|", out, re.M), out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cma") is None, reason="pycma (pip install cma) is not installed")
+def test_time_to_solve_runs_pycma(tmp_path):
+    out = bench("time_to_solve.py", "--out-dir", str(tmp_path), "--only", "cma")
+    assert re.search(r"^0 \| pycma CMA-ES \(Pool\(2\)\) \| (inf|[\d.]+) \| 1 \| [\d.-]+ \|", out, re.M), out
+
+
+def test_gradient_ab_checks_identity_and_reports_speedups():
+    out = bench("gradient_ab.py")
+    # the script raises unless es_gradient equals the plain sum bit for bit
+    assert len(re.findall(r"^(True|False) \| \d+ \| \d+ \| [\d.e-]+ \| [\d.e-]+ \| ", out, re.M)) == 4, out
