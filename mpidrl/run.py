@@ -80,7 +80,9 @@ def round_values(res: RoundResult, spec: AlgorithmSpec, n: int) -> dict[str, np.
     return values
 
 
-def message_rows(res: RoundResult, spec: AlgorithmSpec, trial: int, round: int, t: float) -> np.ndarray:
+def message_rows(
+    res: RoundResult, spec: AlgorithmSpec, trial: int, round: int, t: float, downlink_kind: str | None = None
+) -> np.ndarray:
     """/messages rows of a round: each uplink message, then the broadcast as received by each agent."""
     n = res.stats.shape[0]
     rows = np.zeros(len(res.messages) + n, MESSAGE_DTYPE)
@@ -93,7 +95,7 @@ def message_rows(res: RoundResult, spec: AlgorithmSpec, trial: int, round: int, 
     down["agent"], down["direction"], down["kind"], down["nbytes"] = (
         np.arange(n),
         1,
-        spec.downlink_kind,
+        downlink_kind or spec.downlink_kind,
         res.downlink_bytes,
     )
     return rows
@@ -151,7 +153,7 @@ def run_trial(
         writer.write_round(trial, r, values)
         if cfg.run.record_messages:
             t = values["sim_time"] if sim else values["wall_time"]
-            writer.log_messages(message_rows(res, spec, trial, r, t))
+            writer.log_messages(message_rows(res, spec, trial, r, t, learner.downlink_kind))
         progress.update(
             trial,
             r,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mpidrl.algorithms import es
+from mpidrl.algorithms import es, espc
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.config import ALGO_PARAMS, Config, ConfigError
 from mpidrl.envs import EnvSpec, make_env, spec_of
 
-REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (es.SPEC,)}
+REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (es.SPEC, espc.SPEC, espc.FIXED_SPEC)}
 """Every runnable algorithm by its ``[algo] name``."""
 
 assert set(REGISTRY) <= set(ALGO_PARAMS), "every algorithm needs a parameter dataclass in config.algos"
