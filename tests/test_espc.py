@@ -173,3 +173,26 @@ def test_bad_espc_input_is_one_line_and_exit_2(tmp_path, sets, message):
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"mpidrl: error: {message}")
     assert proc.stderr.strip().count("\n") == 0
+
+
+def test_long_espc_run_communicates_about_m_over_n(tmp_path):
+    """300 rounds of 10 CartPole agents (episodes capped at 10 steps, so the run is cheap and stationary).
+
+    Tolerance 0.03 on the fraction of the 2,900 decisions after the first k rounds: the Bernoulli noise
+    of that mean is sqrt(0.3 * 0.7 / 2900) = 0.0085 (the 0.03 allows 2.5 of those on top of the 0.010 that
+    a window of k = 10 adds even for ideal i.i.d. normal utilities, see stationary_comm_fraction).
+    """
+    from helpers import mpidrl, write_config
+
+    from mpidrl.store import read_run
+
+    n, m, k = 10, 3, 10
+    cfg = write_config(
+        tmp_path / "c.toml",
+        f'[run]\nseed = 5\nrounds = 300\n[env]\nid = "CartPole-v1"\nmax_steps = 10\n[agents]\nn = {n}\n'
+        f'[algo]\nname = "espc"\nm = {m}\nk = {k}\nsigma = 0.05\n[policy]\nhidden = [4]\n',
+    )
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "r.h5")], timeout=120)
+    sent = read_run(tmp_path / "r.h5").metrics["uplink_messages"][0, k:]
+    assert abs(sent.mean() - m / n) < 0.03
+    assert abs(stationary_comm_fraction(n, m, k) - m / n) < 0.011
