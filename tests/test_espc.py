@@ -196,3 +196,31 @@ def test_long_espc_run_communicates_about_m_over_n(tmp_path):
     sent = read_run(tmp_path / "r.h5").metrics["uplink_messages"][0, k:]
     assert abs(sent.mean() - m / n) < 0.03
     assert abs(stationary_comm_fraction(n, m, k) - m / n) < 0.011
+
+
+REPORT = {
+    "CartPole-v1": {"hidden": (8, 8), "lr": 0.01, "l2": 0.05, "sigma": 0.05, "gamma": 1.0, "rounds": (200,)},
+    "Ant-v5": {"hidden": (64, 64), "lr": 0.005, "l2": 0.05, "sigma": 0.02, "gamma": 0.99, "rounds": (200, 300)},
+}
+
+
+def test_report_configs_carry_the_reports_hyperparameters():
+    from helpers import ROOT
+
+    paths = sorted((ROOT / "configs" / "report").glob("s4_*/*.toml"))
+    assert len(paths) >= 28
+    for path in paths:
+        cfg = load(path)
+        want = REPORT[cfg.env.id]
+        got = {
+            "hidden": cfg.policy.hidden,
+            "lr": cfg.optim.lr,
+            "l2": cfg.optim.l2,
+            "sigma": cfg.algo.sigma,
+            "gamma": cfg.env.gamma,
+        }
+        assert got == {k: v for k, v in want.items() if k != "rounds"}, path
+        assert cfg.run.rounds in want["rounds"] and cfg.optim.name == "adam" and cfg.agents.n in (25, 50), path
+        assert cfg.algo.fitness_shaping == "none" and not cfg.algo.antithetic, path
+        assert path.stem.startswith({"CartPole-v1": "cartpole", "Ant-v5": "ant"}[cfg.env.id]), path
+        assert cfg.run.out == f"results/report/{path.parent.name}/{path.stem}.h5", path
