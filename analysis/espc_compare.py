@@ -4,7 +4,8 @@ The report's Figures 4.5-4.6 (section 4.7), 4.8-4.9 (4.8) and 4.10-4.11 (4.9). L
 discounted reward averaged over agents (band: 10th-90th percentile across trials of the per-trial agent
 mean). Middle: uplink messages per round summed over all agents (ES with n agents sends n; the report's
 comparison "ESPC with n = 50 sends like ES with n = 25" is about this count). Right: messages per agent
-(mu_frequency of section 3.2). A table of the same quantities goes to stdout (Markdown).
+(mu_frequency of section 3.2). A table of the same quantities goes to stdout (Markdown). Runs are
+compared on their common completed trials (trial l uses the same random keys in every run file).
 
     .venv/bin/python analysis/espc_compare.py results/report/s4_7/cartpole_*.h5 \\
         -o docs/figures/fig4_5_cartpole.png --title "CartPole-v1, section 4.7"
@@ -20,6 +21,13 @@ import numpy as np
 
 from mpidrl.plots import agent_mean, band
 from mpidrl.store import Run, read_run
+
+
+def first_trials(run: Run, trials: int) -> Run:
+    """The run restricted to its first ``trials`` trials (trial l has the same random keys in every run)."""
+    metrics = {k: v[:trials] for k, v in run.metrics.items()}
+    diagnostics = {k: v[:trials] for k, v in run.diagnostics.items()}
+    return Run(run.path, run.attrs, run.config, metrics, diagnostics)
 
 
 def label(run: Run) -> str:
@@ -90,8 +98,12 @@ def main() -> None:
     ap.add_argument("-o", "--output", required=True, metavar="FIG.png")
     ap.add_argument("--title")
     ap.add_argument("--tail", type=int, default=20, help="rounds at the end for the final-reward column")
+    ap.add_argument("--trials", type=int, help="use the first TRIALS trials of each run (default: all completed)")
     args = ap.parse_args()
     runs = [read_run(p) for p in args.runs]
+    # only trials that finished; runs cut short (or run with more trials) are compared on common trials
+    done = min(int(r.attrs.get("trials_done", r.metrics["reward"].shape[0])) for r in runs)
+    runs = [first_trials(r, min(done, args.trials or done)) for r in runs]
     plot(runs, Path(args.output), args.title)
     print(table(runs, args.tail))
     print(f"wrote {args.output}")
