@@ -61,6 +61,19 @@ def table(runs: list[Run], tail: int) -> str:
     return "\n".join(lines)
 
 
+def rounds_ahead(runs: list[Run], start: int) -> str:
+    """For each ESPC / ES-fixed run and each ES run: share of rounds after ``start`` with a higher mean reward."""
+    lines = []
+    for a in runs:
+        for b in runs:
+            if a.config["algo"]["name"] != "es" and b.config["algo"]["name"] == "es":
+                ma, mb = (np.nanmean(agent_mean(r, "reward"), axis=0)[start:] for r in (a, b))
+                lines.append(
+                    f"{label(a)} above {label(b)} in {np.mean(ma > mb):.0%} of rounds {start + 1}-{len(ma) + start}"
+                )
+    return "\n".join(lines)
+
+
 def plot(runs: list[Run], out: Path, title: str | None) -> None:
     import matplotlib
 
@@ -98,6 +111,7 @@ def main() -> None:
     ap.add_argument("-o", "--output", required=True, metavar="FIG.png")
     ap.add_argument("--title")
     ap.add_argument("--tail", type=int, default=20, help="rounds at the end for the final-reward column")
+    ap.add_argument("--start", type=int, default=50, help="rounds skipped by the rounds-ahead comparison")
     ap.add_argument("--trials", type=int, help="use the first TRIALS trials of each run (default: all completed)")
     args = ap.parse_args()
     runs = [read_run(p) for p in args.runs]
@@ -106,6 +120,7 @@ def main() -> None:
     runs = [first_trials(r, min(done, args.trials or done)) for r in runs]
     plot(runs, Path(args.output), args.title)
     print(table(runs, args.tail))
+    print(rounds_ahead(runs, args.start))
     print(f"wrote {args.output}")
 
 
