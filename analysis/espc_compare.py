@@ -4,8 +4,10 @@ The report's Figures 4.5-4.6 (section 4.7), 4.8-4.9 (4.8) and 4.10-4.11 (4.9). L
 discounted reward averaged over agents (band: 10th-90th percentile across trials of the per-trial agent
 mean). Middle: uplink messages per round summed over all agents (ES with n agents sends n; the report's
 comparison "ESPC with n = 50 sends like ES with n = 25" is about this count). Right: messages per agent
-(mu_frequency of section 3.2). A table of the same quantities goes to stdout (Markdown). Runs are
-compared on their common completed trials (trial l uses the same random keys in every run file).
+(mu_frequency of section 3.2). A Markdown table of the same quantities goes to stdout, with, for ESPC,
+the send fraction after the first k rounds against m/n and against the exact E[p_comm] for i.i.d.
+normal utilities in a window of k. Runs are compared on their common completed trials (trial l uses the
+same random keys in every run file).
 
     .venv/bin/python analysis/espc_compare.py results/report/s4_7/cartpole_*.h5 \\
         -o docs/figures/fig4_5_cartpole.png --title "CartPole-v1, section 4.7"
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mpidrl.algorithms.espc import stationary_comm_fraction
 from mpidrl.plots import agent_mean, band
 from mpidrl.store import Run, read_run
 
@@ -45,9 +48,23 @@ def messages_per_round(run: Run) -> np.ndarray:
     return run.metrics["uplink_messages"].sum(axis=2).astype(float)
 
 
+def expected(run: Run) -> str:
+    """Measured send fraction after the first k rounds, m/n, and the exact value for i.i.d. utilities."""
+    algo, n = run.config["algo"], run.config["agents"]["n"]
+    if algo["name"] == "es":
+        return "1 | 1 | 1 |"
+    k = algo.get("k", 1)
+    measured = run.metrics["uplink_messages"][:, k:].mean()
+    predicted = stationary_comm_fraction(n, algo["m"], k) if algo["name"] == "espc" else algo["m"] / n
+    return f"{measured:.4f} | {algo['m'] / n:.3f} | {predicted:.4f} |"
+
+
 def table(runs: list[Run], tail: int) -> str:
-    head = "| run | trials | mean reward, all rounds | mean reward, last {t} | msgs/round | msgs/agent/round |"
-    lines = [head.format(t=tail), "|---|---|---|---|---|---|"]
+    head = (
+        "| run | trials | mean reward, all rounds | mean reward, last {t} | msgs/round | msgs/agent/round "
+        "| msgs/agent/round after k | m/n | i.i.d. prediction |"
+    )
+    lines = [head.format(t=tail), "|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         reward = agent_mean(run, "reward")
         with warnings.catch_warnings():
@@ -56,7 +73,7 @@ def table(runs: list[Run], tail: int) -> str:
         lines.append(
             f"| {label(run)} | {reward.shape[0]} | {np.nanmean(reward):.1f} "
             f"| {per_trial_tail.mean():.1f} (trials {per_trial_tail.min():.0f}-{per_trial_tail.max():.0f}) "
-            f"| {messages_per_round(run).mean():.2f} | {run.metrics['uplink_messages'].mean():.3f} |"
+            f"| {messages_per_round(run).mean():.2f} | {run.metrics['uplink_messages'].mean():.3f} | {expected(run)}"
         )
     return "\n".join(lines)
 
