@@ -90,7 +90,9 @@ def round_values(res: RoundResult, spec: AlgorithmSpec, n: int) -> dict[str, np.
     return values
 
 
-def message_rows(res: RoundResult, spec: AlgorithmSpec, trial: int, round: int, t: float) -> np.ndarray:
+def message_rows(
+    res: RoundResult, spec: AlgorithmSpec, trial: int, round: int, t: float, downlink_kind: str | None = None
+) -> np.ndarray:
     """/messages rows of a round: each uplink message, then the broadcast as received by each agent."""
     n = res.stats.shape[0]
     rows = np.zeros(len(res.messages) + n, MESSAGE_DTYPE)
@@ -103,7 +105,7 @@ def message_rows(res: RoundResult, spec: AlgorithmSpec, trial: int, round: int, 
     down["agent"], down["direction"], down["kind"], down["nbytes"] = (
         np.arange(n),
         1,
-        spec.downlink_kind,
+        downlink_kind or spec.downlink_kind,
         res.downlink_bytes,
     )
     return rows
@@ -329,4 +331,4 @@ class SyncRounds:
         self.learner.update(r, res.messages)
         values = round_values(res, spec, n)
         values["sim_time"] = self.sim.advance(values["episodes"]) if self.sim else np.nan
-        return values, lambda t: message_rows(res, spec, self.ctx.trial, r, t)
+        return values, lambda t: message_rows(res, spec, self.ctx.trial, r, t, self.learner.downlink_kind)

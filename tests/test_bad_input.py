@@ -138,3 +138,8 @@ def test_loader_accepts_or_names_the_problem(data):
 def test_valid_values_are_kept_exactly(n, sigma, hidden):
     cfg = load(None, [f"agents.n={n}", f"algo.sigma={sigma!r}", f"policy.hidden={hidden}"])
     assert (cfg.agents.n, cfg.algo.sigma, cfg.policy.hidden) == (n, sigma, tuple(hidden))
+
+
+def test_algorithm_name_of_the_wrong_type():
+    with pytest.raises(ConfigError, match=r"algo.name: unknown algorithm \[\]"):
+        from_dict({"algo": {"name": []}})

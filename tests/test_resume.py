@@ -46,6 +46,24 @@ CASES = {
     ],
     "lapg": ['algo.name="lapg"', "algo.H=40", "run.rounds=12", "policy.hidden=[8]"],
     "es": ["run.rounds=12", "algo.sigma=0.1", "policy.hidden=[4]", "run.eval_every=3", "run.eval_episodes=1"],
+    "espc": [
+        'algo.name="espc"',
+        "agents.n=5",
+        "algo.m=2",
+        "algo.k=3",
+        "run.rounds=12",
+        "policy.hidden=[4]",
+        "run.record_messages=true",
+    ],
+    "es-fixed": ['algo.name="es-fixed"', "algo.m=2", "run.rounds=12", "policy.hidden=[4]"],
+    "espc-returns": [
+        'algo.name="espc"',
+        "algo.m=2",
+        "algo.k=3",
+        'algo.downlink="returns"',
+        "run.rounds=12",
+        "policy.hidden=[4]",
+    ],
 }
 
 
@@ -68,7 +86,7 @@ def metrics(path):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, name):
-    overrides = ["agents.n=3", "run.trials=2", "run.checkpoint_every=4", "run.seed=7", *CASES[name]]
+    overrides = ["agents.n=3", "run.trials=2", "run.checkpoint_every=4", "run.seed=7", *CASES[name]]  # later wins
     cfg = load(None, overrides)
     env_spec = algorithms.check(cfg)
     ref, out = tmp_path / "ref.h5", tmp_path / "stopped.h5"

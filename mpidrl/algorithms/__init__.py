@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpidrl.algorithms import afedpg, davia, es, lapg, nigt, qlearning
+from mpidrl.algorithms import afedpg, davia, es, espc, lapg, nigt, qlearning
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.config import ALGO_PARAMS, Config, ConfigError
 from mpidrl.envs import EnvSpec, available_memory, footprint, make_env, spec_of
@@ -10,7 +10,17 @@ from mpidrl.policies import make_policy
 
 REGISTRY: dict[str, AlgorithmSpec] = {
     spec.name: spec
-    for spec in (es.SPEC, qlearning.DQL_SPEC, qlearning.EBCDQL_SPEC, davia.SPEC, *nigt.SPECS, afedpg.SPEC, lapg.SPEC)
+    for spec in (
+        es.SPEC,
+        espc.SPEC,
+        espc.FIXED_SPEC,
+        qlearning.DQL_SPEC,
+        qlearning.EBCDQL_SPEC,
+        davia.SPEC,
+        *nigt.SPECS,
+        afedpg.SPEC,
+        lapg.SPEC,
+    )
 }
 """Every runnable algorithm by its ``[algo] name``."""
 

@@ -67,6 +67,9 @@ class AgentResult:
 class Learner(abc.ABC):
     """The central learner (rank 0): turns received messages into the next broadcast."""
 
+    downlink_kind: str | None = None
+    """what the broadcast carries when the config changes it (else the spec's ``downlink_kind``)"""
+
     @abc.abstractmethod
     def downlink(self) -> np.ndarray:
         """The payload to broadcast to every agent before the next round."""

@@ -7,11 +7,22 @@ steps its optimizer on ``-g`` with ``g = 1/(|S| sigma) sum_{i in S} F_i eps_i``;
 update. Optional, off by default so the report's setting is reproduced: centered-rank fitness shaping
 of the received returns, and antithetic pairs (agents 2j and 2j+1 use +eps_j and -eps_j).
 
+Downlink (``[algo] downlink``): "params" broadcasts theta, d float64 (8 d bytes per agent). "returns"
+broadcasts the (agent, F_i) pairs the learner received in the previous round instead, as one float64
+array ``[a_0, F_0, a_1, F_1, ...]`` (16 |S| bytes; agent indices are exact in float64 below 2^53), and every
+Worker replays the learner's update with the same code (:func:`es_step`: the gradient from regenerated
+eps, the same optimizer), starting from the same theta_0 drawn from the INIT stream. Both directions then
+carry O(n) scalars. Replicas stay bit-identical because every rank runs the same float64 operations in
+the same order; to catch a divergence early (a different BLAS, a bug), the broadcast of every round that
+is a multiple of ``check_every`` also carries an 8-byte hash of the learner's theta (the array then has
+odd length), and a Worker whose replica hashes differently raises :class:`ReplicaMismatch`.
+
 Subclasses change only :meth:`ESWorker.decide`, the agent's choice to send (ESPC and friends).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -66,34 +77,92 @@ def initial_params(ctx: Context, policy: Any) -> np.ndarray:
     return policy.init(rng.generator(ctx.seed, ctx.trial, rng.Stream.INIT, 0, rng.LEARNER))
 
 
+def es_step(
+    ctx: Context, optimizer: Optimizer, theta: np.ndarray, round: int, agents: Sequence[int], returns: np.ndarray
+) -> np.ndarray:
+    """theta after the ES update from ``returns`` of ``agents`` in ``round``; unchanged if none arrived.
+
+    The learner and, with the "returns" downlink, every Worker's replica call exactly this.
+    """
+    if len(agents) == 0:
+        return theta
+    g = es_gradient(ctx, round, agents, returns, theta.size)
+    return optimizer.step(theta, -g)
+
+
+class ReplicaMismatch(RuntimeError):
+    """A Worker's replayed theta differs from the learner's (downlink "returns")."""
+
+
+def theta_hash(theta: np.ndarray) -> np.ndarray:
+    """An 8-byte digest of theta's exact bits, as one float64 (only its bits matter)."""
+    digest = hashlib.blake2b(np.ascontiguousarray(theta, np.float64).tobytes(), digest_size=8).digest()
+    return np.frombuffer(digest, dtype=np.float64)
+
+
+def encode_returns(agents: Sequence[int], returns: np.ndarray, check: np.ndarray | None) -> np.ndarray:
+    """The "returns" downlink: ``[a_0, F_0, a_1, F_1, ...]``, then the theta hash if ``check`` is given."""
+    pairs = np.empty(2 * len(agents) + (0 if check is None else 1))
+    pairs[0 : 2 * len(agents) : 2] = agents
+    pairs[1 : 2 * len(agents) : 2] = returns
+    if check is not None:
+        pairs[-1:] = check
+    return pairs
+
+
+def decode_returns(payload: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray | None]:
+    """Inverse of :func:`encode_returns`: agents, returns and the hash (None if absent)."""
+    check = payload[-1:] if payload.size % 2 else None
+    pairs = payload[: payload.size - payload.size % 2]
+    return [int(a) for a in pairs[0::2]], pairs[1::2].copy(), check
+
+
 class ESLearner(Learner):
-    """Holds theta and the optimizer; broadcasts theta each round."""
+    """Holds theta and the optimizer; broadcasts theta, or the last round's returns (downlink "returns")."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.policy = make_policy(ctx.cfg.policy, ctx.spec)
         self.theta = initial_params(ctx, self.policy)
         self.optimizer = Optimizer(ctx.cfg.optim, self.policy.size)
+        self.replicated = ctx.cfg.algo.downlink == "returns"
+        self.downlink_kind = "returns" if self.replicated else "params"
+        self.next_round = 0
+        """the round the next broadcast starts"""
+        self.last_agents: list[int] = []
+        """agents whose returns arrived in the last round (rebroadcast with downlink "returns")"""
+        self.last_returns = np.empty(0)
+        """their returns"""
 
     def downlink(self) -> np.ndarray:
-        return self.theta
+        if not self.replicated:
+            return self.theta
+        due = self.next_round % self.ctx.cfg.algo.check_every == 0
+        return encode_returns(self.last_agents, self.last_returns, theta_hash(self.theta) if due else None)
 
     def update(self, round: int, messages: Sequence[tuple[int, np.ndarray]]) -> None:
-        if not messages:
-            return
-        agents = [agent for agent, _ in messages]
-        returns = np.array([float(msg[0]) for _, msg in messages])
-        g = es_gradient(self.ctx, round, agents, returns, self.policy.size)
-        self.theta = self.optimizer.step(self.theta, -g)
+        self.last_agents = [agent for agent, _ in messages]
+        self.last_returns = np.array([float(msg[0]) for _, msg in messages])
+        self.theta = es_step(self.ctx, self.optimizer, self.theta, round, self.last_agents, self.last_returns)
+        self.next_round = round + 1
 
     def actor(self) -> Callable[[np.ndarray], Any]:
         return self.policy.actor(self.theta)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"theta": self.theta.copy(), **{f"optim/{k}": v for k, v in self.optimizer.state_dict().items()}}
+        return {
+            "theta": self.theta.copy(),
+            "next_round": np.array(self.next_round),
+            "last_agents": np.array(self.last_agents, dtype=np.int64),
+            "last_returns": self.last_returns.copy(),
+            **{f"optim/{k}": v for k, v in self.optimizer.state_dict().items()},
+        }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.theta = state["theta"].copy()
+        self.next_round = int(state["next_round"])
+        self.last_agents = [int(a) for a in state["last_agents"]]
+        self.last_returns = state["last_returns"].copy()
         self.optimizer.load_state_dict({k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("optim/")})
 
 
@@ -105,10 +174,44 @@ class ESWorker(Worker):
         self.policy = make_policy(ctx.cfg.policy, ctx.spec)
         self.envs = {agent: make_env(ctx.cfg.env, agent) for agent in self.agents}
         self.encode = observation_encoder(ctx.spec)
-        self.theta = np.zeros(self.policy.size)
+        self.replicated = ctx.cfg.algo.downlink == "returns"
+        self.theta = initial_params(ctx, self.policy) if self.replicated else np.zeros(self.policy.size)
+        self.optimizer = Optimizer(ctx.cfg.optim, self.policy.size) if self.replicated else None
+        self.next_round = 0
+        """the round the next broadcast starts (the replica has applied every update before it)"""
 
     def receive(self, payload: np.ndarray) -> None:
-        self.theta = payload
+        if not self.replicated:
+            self.theta = payload
+        else:
+            agents, returns, check = decode_returns(payload)
+            if agents:
+                self.theta = es_step(self.ctx, self.optimizer, self.theta, self.next_round - 1, agents, returns)
+            if check is not None and theta_hash(self.theta).tobytes() != check.tobytes():
+                raise ReplicaMismatch(
+                    f"downlink=returns: agents {self.agents[0]}-{self.agents[-1]} replayed a theta that differs "
+                    f"from the learner's before round {self.next_round} (trial {self.ctx.trial})"
+                )
+        self.next_round += 1
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The replica of theta and the optimizer ("shared/": the same on every rank) in "returns" mode."""
+        if not self.replicated:
+            return {}
+        return {
+            "shared/theta": self.theta.copy(),
+            "shared/next_round": np.array(self.next_round),
+            **{f"shared/optim/{k}": v for k, v in self.optimizer.state_dict().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        shared = {k.removeprefix("shared/"): v for k, v in state.items() if k.startswith("shared/")}
+        if not self.replicated:
+            super().load_state_dict(shared)
+            return
+        self.theta = shared["theta"].copy()
+        self.next_round = int(shared["next_round"])
+        self.optimizer.load_state_dict({k.split("/", 1)[1]: v for k, v in shared.items() if k.startswith("optim/")})
 
     def act(self, round: int, agent: int) -> AgentResult:
         cfg = self.ctx.cfg

@@ -193,7 +193,7 @@ def from_dict(data: Mapping[str, Any]) -> Config:
     if not isinstance(algo_data, Mapping):
         raise ConfigError(f"algo: expected a table, got {algo_data!r}")
     name = algo_data.get("name", "es")
-    if name not in ALGO_PARAMS:
+    if not isinstance(name, str) or name not in ALGO_PARAMS:
         raise ConfigError(f"algo.name: unknown algorithm {name!r}; allowed: {', '.join(ALGO_PARAMS)}")
     algo = build(ALGO_PARAMS[name], algo_data, "algo")
     check_across = getattr(algo, "check_with", None)

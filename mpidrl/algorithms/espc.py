@@ -1,0 +1,162 @@
+"""ES with probabilistic communication (ESPC; report chapter 4) and the fixed-probability baseline.
+
+Both are ES (:mod:`mpidrl.algorithms.es`) with a different :meth:`~mpidrl.algorithms.es.ESWorker.decide`;
+the learner is the ES learner over the set S of returns that arrived.
+
+ESPC, agent i in round t, after computing its return F_i with perturbation eps_i:
+
+1. utility u = F_i * ||eps_i||_2;
+2. mean ub and population std s of the agent's last k utilities, the current one included; s = 1 if
+   s == 0 (always so in the first round);
+3. p = Phi((u - ub) / s), Phi the standard normal CDF;
+4. p_comm = P[Binomial(n-1, p) >= n-m], the probability that at least n-m of the other n-1 agents have
+   a lower utility if their utilities were independent draws of the same normal distribution;
+5. send F_i if a uniform draw from the agent's DECIDE stream (seed, trial, round, agent) is below p_comm.
+
+If z is standard normal then p is uniform on [0, 1] and E[p_comm] = m/n exactly, so on average m of the n
+agents communicate. The report (section 4.4) writes p as the integral of the normal density from 0 to z
+and divides by the variance instead of the std; both are typos, we use Phi and the std
+(``../shared/reference/algorithms.md``).
+
+ES-fixed, the baseline: every agent sends with probability m/n, with the same uniform draw as ESPC.
+Both report the diagnostics ``utility`` and ``p_comm`` per agent per round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.special import bdtrc, ndtr
+
+from mpidrl import rng
+from mpidrl.algorithms.base import AlgorithmSpec, Context
+from mpidrl.algorithms.es import ESLearner, ESWorker
+
+DIAGNOSTICS = ("utility", "p_comm")
+
+
+def utility(f: float, eps: np.ndarray) -> float:
+    """u = F * ||eps||_2 (report 4.3)."""
+    return float(f * np.linalg.norm(eps))
+
+
+def standardize(u: float, window: np.ndarray) -> float:
+    """z = (u - mean) / std over ``window`` (population std; 1 where it is 0)."""
+    s = float(np.std(window))
+    return (u - float(np.mean(window))) / (s if s > 0 else 1.0)
+
+
+def comm_probability(p: float | np.ndarray, n: int, m: int) -> float | np.ndarray:
+    """p_comm = P[Binomial(n-1, p) >= n-m] = ``binom.sf(n-m-1, n-1, p)``; 1 when m = n."""
+    if m >= n:
+        return np.ones_like(p) if isinstance(p, np.ndarray) else 1.0
+    return bdtrc(n - m - 1, n - 1, p)
+
+
+def stationary_comm_fraction(n: int, m: int, k: int) -> float:
+    """E[p_comm] when the agent's utilities are i.i.d. normal and the window holds k of them.
+
+    The window includes the current utility, so z is not standard normal: z^2 / (k-1) ~ Beta(1/2, (k-2)/2)
+    with a symmetric sign (the internally studentized residual), |z| <= sqrt(k-1). Only as k grows does
+    this approach m/n. k = 1 gives z = 0 (the first-round value forever); k = 2 gives z = +-1.
+    """
+    from scipy.integrate import quad
+    from scipy.special import beta
+
+    def sym(z: float) -> float:
+        return 0.5 * (comm_probability(ndtr(z), n, m) + comm_probability(ndtr(-z), n, m))
+
+    if k == 1:
+        return float(comm_probability(0.5, n, m))
+    if k == 2:
+        return float(sym(1.0))
+    # with t = |z| / sqrt(k-1) in [0, 1], t has density 2 (1-t)^a (1+t)^a / B(1/2, (k-2)/2), a = (k-4)/2
+    a = (k - 4) / 2
+    value, _ = quad(
+        lambda t: sym(np.sqrt(k - 1) * t) * (1 + t) ** a, 0, 1, weight="alg", wvar=(0, a), epsabs=1e-13, epsrel=1e-12
+    )
+    return float(2 * value / beta(0.5, (k - 2) / 2))
+
+
+def uniform_draw(ctx: Context, round: int, agent: int) -> float:
+    """The agent's uniform number for its send decision in ``round``."""
+    return float(rng.generator(ctx.seed, ctx.trial, rng.Stream.DECIDE, round, agent).random())
+
+
+class ESFixedWorker(ESWorker):
+    """ES agents that each send with the fixed probability m/n."""
+
+    def decide(self, round: int, agent: int, f: float, eps: np.ndarray) -> tuple[bool, tuple[float, ...]]:
+        p_comm = self.ctx.cfg.algo.m / self.ctx.n
+        return uniform_draw(self.ctx, round, agent) < p_comm, (utility(f, eps), p_comm)
+
+
+class ESPCWorker(ESWorker):
+    """ES agents that send with probability p_comm computed from their rolling utility statistics."""
+
+    def __init__(self, ctx: Context, agents: Sequence[int]):
+        super().__init__(ctx, agents)
+        self.slot = {agent: j for j, agent in enumerate(self.agents)}
+        self.history = np.zeros((len(self.agents), ctx.cfg.algo.k))
+        """each hosted agent's last k utilities, oldest first, right-aligned"""
+        self.count = np.zeros(len(self.agents), dtype=np.int64)
+        """how many of them are filled (min(rounds so far, k))"""
+
+    def remember(self, agent: int, u: float) -> np.ndarray:
+        """Append ``u`` to the agent's history; return its window of at most k utilities."""
+        j = self.slot[agent]
+        row = self.history[j]
+        row[:-1] = row[1:]
+        row[-1] = u
+        self.count[j] = min(self.count[j] + 1, row.size)
+        return row[row.size - self.count[j] :]
+
+    def decide(self, round: int, agent: int, f: float, eps: np.ndarray) -> tuple[bool, tuple[float, ...]]:
+        u = utility(f, eps)
+        z = standardize(u, self.remember(agent, u))
+        p_comm = float(comm_probability(float(ndtr(z)), self.ctx.n, self.ctx.cfg.algo.m))
+        return uniform_draw(self.ctx, round, agent) < p_comm, (u, p_comm)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {
+            **super().state_dict(),
+            "espc/agents": np.array(self.agents, dtype=np.int64),
+            "espc/utility_history": self.history.copy(),
+            "espc/utility_count": self.count.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        own = {k: v for k, v in state.items() if k.startswith("espc/")}
+        if list(own["espc/agents"]) != self.agents:
+            raise ValueError(f"ESPC state is for agents {list(own['espc/agents'])}, this worker hosts {self.agents}")
+        if own["espc/utility_history"].shape != self.history.shape:
+            raise ValueError(
+                f"ESPC state has history shape {own['espc/utility_history'].shape}, need {self.history.shape}"
+            )
+        self.history = own["espc/utility_history"].copy()
+        self.count = own["espc/utility_count"].copy()
+        super().load_state_dict({k: v for k, v in state.items() if not k.startswith("espc/")})
+
+
+SPEC = AlgorithmSpec(
+    name="espc",
+    learner=ESLearner,
+    worker=ESPCWorker,
+    uplink_dtype=np.dtype(np.float64),
+    downlink_dtype=np.dtype(np.float64),
+    uplink_kind="return",
+    downlink_kind="params",
+    diagnostics=DIAGNOSTICS,
+)
+
+FIXED_SPEC = AlgorithmSpec(
+    name="es-fixed",
+    learner=ESLearner,
+    worker=ESFixedWorker,
+    uplink_dtype=np.dtype(np.float64),
+    downlink_dtype=np.dtype(np.float64),
+    uplink_kind="return",
+    downlink_kind="params",
+    diagnostics=DIAGNOSTICS,
+)
