@@ -16,7 +16,7 @@ population) first reaches 475, for several seeds, alternating the two programs s
   creation of the strategy (the pool and its environments exist before).
 
 Both stop looking at ``--rounds`` rounds/generations; a seed that has not met the criterion by then is
-reported as not solved. Median and range over the solved seeds are printed.
+reported as not solved (with the seconds it ran). Median and range over the solved seeds are printed.
 
 Run:  .venv/bin/python benchmarks/time_to_solve.py [--quick] [--seeds 0 1 2] [--rounds 60] [--only mpidrl|cma]
 """
@@ -52,8 +52,8 @@ def es_config(seed: int, n: int, rounds: int) -> str:
     )
 
 
-def solve_mpidrl(seed: int, n: int, rounds: int, out_dir: Path) -> tuple[float, int, float]:
-    """(seconds until solved or inf, rounds taken, best mean return) of one mpidrl run on 2 processes."""
+def solve_mpidrl(seed: int, n: int, rounds: int, out_dir: Path) -> tuple[float, int, float, float]:
+    """(seconds until solved or inf, rounds taken, best mean return, seconds run) of one mpidrl run."""
     cfg = out_dir / f"tts_seed{seed}_n{n}.toml"
     cfg.write_text(es_config(seed, n, rounds))
     out = cfg.with_suffix(".h5")
@@ -63,7 +63,10 @@ def solve_mpidrl(seed: int, n: int, rounds: int, out_dir: Path) -> tuple[float, 
     mean = m["return"][0].mean(axis=1)
     hit = np.flatnonzero(mean >= TARGET)
     best = float(mean.max())
-    return (float(m["wall_time"][0, hit[0]]), int(hit[0]) + 1, best) if hit.size else (float("inf"), rounds, best)
+    spent = float(m["wall_time"][0, -1])
+    if hit.size:
+        return float(m["wall_time"][0, hit[0]]), int(hit[0]) + 1, best, spent
+    return float("inf"), rounds, best, spent
 
 
 _worker: dict = {}
@@ -83,8 +86,8 @@ def _episode(job: tuple[np.ndarray, int]) -> float:
     return rollout(w["env"], w["policy"].actor(theta), w["encode"], 1.0, seed).undiscounted
 
 
-def solve_cma(seed: int, popsize: int, generations: int, pool, sigma0: float = 0.1) -> tuple[float, int, float]:
-    """(seconds until solved or inf, generations taken, best mean return) of pycma on the same episodes."""
+def solve_cma(seed: int, popsize: int, generations: int, pool, sigma0: float = 0.1) -> tuple[float, int, float, float]:
+    """(seconds until solved or inf, generations taken, best mean return, seconds run) of pycma."""
     import cma
 
     cfg = from_dict({"env": {"id": "CartPole-v1"}, "policy": {"hidden": [8, 8]}})
@@ -101,9 +104,9 @@ def solve_cma(seed: int, popsize: int, generations: int, pool, sigma0: float = 0
         returns = pool.map(_episode, jobs, chunksize=max(1, popsize // 2))
         best = max(best, float(np.mean(returns)))
         if np.mean(returns) >= TARGET:
-            return time.perf_counter() - t0, g + 1, best
+            return time.perf_counter() - t0, g + 1, best, time.perf_counter() - t0
         es.tell(xs, [-r for r in returns])
-    return float("inf"), generations, best
+    return float("inf"), generations, best, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -120,7 +123,7 @@ def main() -> None:
     n, rounds, seeds = (4, 1, args.seeds[:1]) if args.quick else (50, args.rounds, args.seeds)
     print(machine())
     print(f"n = {n}, up to {rounds} rounds, target mean return {TARGET}")
-    print("seed | program | seconds to solve | rounds | best mean return of a round | load")
+    print("seed | program | seconds to solve | rounds | best mean return of a round | seconds run | load")
     times: dict[str, list[float]] = {}
     if args.only != "cma":
         times["mpidrl ES (mpiexec -n 2)"] = []
@@ -131,13 +134,13 @@ def main() -> None:
         for k, seed in enumerate(seeds):
             order = list(times) if k % 2 == 0 else list(reversed(times))
             for name in order:
-                t, r, best = (
+                t, r, best, spent = (
                     solve_mpidrl(seed, n, rounds, out_dir)
                     if name.startswith("mpidrl")
                     else solve_cma(seed, n, rounds, pool, args.cma_sigma)
                 )
                 times[name].append(t)
-                print(f"{seed} | {name} | {t:.2f} | {r} | {best:.1f} | {load()}", flush=True)
+                print(f"{seed} | {name} | {t:.2f} | {r} | {best:.1f} | {spent:.2f} | {load()}", flush=True)
     finally:
         if pool is not None:
             pool.close()
