@@ -14,13 +14,12 @@ dropped and every agent restarts from the learner's state (broadcast), as the ag
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context
-from mpidrl.algorithms.nigt import NIGT, AgentSampler, NIGTLearner, initial_theta
+from mpidrl.algorithms.nigt import NIGT, AgentSampler, NIGTLearner, initial_theta, round_result
 
 
 def pack_state(nigt: NIGT) -> np.ndarray:
@@ -88,15 +87,7 @@ class AFedPGWorker:
         return g
 
     def result(self, agent: int, applied: int) -> AgentResult:
-        done = self.returns[agent]
-        kept = done[:applied]
-        return AgentResult(
-            message=None,
-            reward=float(np.mean([r[0] for r in kept])) if kept else math.nan,
-            ret=float(np.mean([r[1] for r in kept])) if kept else math.nan,
-            episodes=len(done),
-            steps=sum(r[2] for r in done),
-        )
+        return round_result(self.returns[agent], applied)
 
 
 SPEC = AlgorithmSpec(

@@ -160,6 +160,19 @@ class NIGTLearner(Learner):
         self.nigt.load_state_dict(state)
 
 
+def round_result(done: list[tuple[float, float, int]], accepted: int) -> AgentResult:
+    """Round metrics of an agent that sampled ``done`` = [(discounted, undiscounted, steps), ...]: mean
+    returns of the first ``accepted`` trajectories (the ones the aggregate used), every step it took."""
+    kept = done[:accepted]
+    return AgentResult(
+        message=None,
+        reward=float(np.mean([r[0] for r in kept])) if kept else math.nan,
+        ret=float(np.mean([r[1] for r in kept])) if kept else math.nan,
+        episodes=len(done),
+        steps=sum(r[2] for r in done),
+    )
+
+
 class NIGTWorker:
     """A block of agents: samples and keeps gradients at the query point, then takes the NIGT step.
 
@@ -195,15 +208,7 @@ class NIGTWorker:
 
     def result(self, agent: int, accepted: int) -> AgentResult:
         """The agent's round metrics: mean returns of its accepted trajectories, all steps it took."""
-        done = self.returns[agent]
-        kept = done[:accepted]
-        return AgentResult(
-            message=None,
-            reward=float(np.mean([r[0] for r in kept])) if kept else math.nan,
-            ret=float(np.mean([r[1] for r in kept])) if kept else math.nan,
-            episodes=len(done),
-            steps=sum(r[2] for r in done),
-        )
+        return round_result(self.returns[agent], accepted)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The NIGT replica, the same on every rank ("shared/" keys are kept once in a checkpoint)."""
