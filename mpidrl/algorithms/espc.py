@@ -16,7 +16,7 @@ ESPC, agent i in round t, after computing its return F_i with perturbation eps_i
 If z is standard normal then p is uniform on [0, 1] and E[p_comm] = m/n exactly, so on average m of the n
 agents communicate. The report (section 4.4) writes p as the integral of the normal density from 0 to z
 and divides by the variance instead of the std; both are typos, we use Phi and the std
-(``../shared/reference/algorithms.md``).
+(the algorithm specification, algorithms.md).
 
 ES-fixed, the baseline: every agent sends with probability m/n, with the same uniform draw as ESPC.
 Both report the diagnostics ``utility`` and ``p_comm`` per agent per round.
