@@ -118,3 +118,17 @@ def test_simulated_clock_of_a_synchronous_run(tiny, tmp_path):
 def test_info_and_module_entry_point():
     proc = mpidrl(["info"])
     assert "mpi4py" in proc.stdout and "world size: 1" in proc.stdout
+
+
+def test_es_runs_on_mujoco_ant(tmp_path):
+    out = tmp_path / "ant.h5"
+    cfg = write_config(
+        tmp_path / "ant.toml",
+        '[env]\nid = "Ant-v5"\nmax_steps = 10\ngamma = 0.99\n[agents]\nn = 2\n'
+        "[run]\nrounds = 2\n[policy]\nhidden = [8]\n[algo]\nsigma = 0.02\n",
+    )
+    mpidrl(["run", str(cfg), "--out", str(out)])
+    with h5py.File(out, "r") as f:
+        d = (105 * 8 + 8) + (8 * 8 + 8)  # 105 observations, 8 continuous actions
+        assert np.all(f["metrics/downlink_bytes"][()] == 8 * d)
+        assert np.all(f["metrics/steps"][()] == 10) and np.isfinite(f["metrics/reward"][()]).all()
