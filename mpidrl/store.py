@@ -10,8 +10,10 @@ Layout (T trials, R rounds, N agents)::
                               traffic per agent, both directions, apart from the payload; 0 otherwise)
     /diagnostics/<name>       [T, R, N] algorithm diagnostics (ESPC utility, p_comm, ...), if record_messages
     /messages                 compound [M] one row per message, if record_messages (chunked, gzip)
-    /checkpoint               attributes trial, round, wall_time, sim_time; datasets learner/<key> and
-                              workers/<key> (rows = agents): the state to resume exactly before ``round``
+    /checkpoint               slots a and b, each with attributes trial, round, wall_time, sim_time and
+                              datasets learner/<key>, workers/<key> (rows = agents), extra/<key>: the
+                              state to resume exactly before ``round``; attribute ``current`` names the
+                              complete slot (the other may be half-written by a killed job)
 
 Rows not yet written read as NaN (floats) or 0 (integers). By default every round is written and
 flushed at once. With ``flush_every > 0`` rounds are queued in memory and written as one block per
@@ -199,13 +201,17 @@ class RunWriter:
         return self
 
     def write_checkpoint(self, ckpt: Checkpoint) -> None:
-        """Store ``ckpt`` in /checkpoint, overwriting datasets in place when their shape is unchanged."""
+        """Store ``ckpt`` in the slot of /checkpoint not in use, then point ``current`` at it.
+
+        Two slots, ``a`` and ``b``, each overwritten in place (the file does not grow): a job killed while
+        a checkpoint is being written leaves the previous one whole and current.
+        """
         self.flush()  # the rounds before the checkpoint are on disk before the checkpoint says so
         group = self.file.require_group("checkpoint")
-        for name in ("trial", "round", "wall_time", "sim_time"):
-            group.attrs[name] = getattr(ckpt, name)
+        slot = "b" if group.attrs.get("current") == "a" else "a"
+        target = group.require_group(slot)
         for part in ("learner", "workers", "extra"):
-            sub = group.require_group(part)
+            sub = target.require_group(part)
             state = getattr(ckpt, part)
             for key in set(_datasets(sub)) - set(state):
                 del sub[key]
@@ -217,6 +223,12 @@ class RunWriter:
                     if key in sub:
                         del sub[key]
                     sub.create_dataset(key, data=value)
+        for name in ("trial", "round", "wall_time", "sim_time"):
+            target.attrs[name] = getattr(ckpt, name)
+        self.file.flush()
+        group.attrs["current"] = slot
+        for name in ("trial", "round", "wall_time", "sim_time"):  # a summary of the current slot
+            group.attrs[name] = getattr(ckpt, name)
         self.file.flush()
 
     def truncate_messages(self, trial: int, round: int) -> None:
@@ -329,9 +341,9 @@ def _datasets(group: h5py.Group) -> dict[str, np.ndarray]:
 def read_checkpoint(path: str | Path) -> Checkpoint | None:
     """The checkpoint of a run file, or None if it has none."""
     with h5py.File(path, "r") as f:
-        if "checkpoint" not in f:
+        if "checkpoint" not in f or "current" not in f["checkpoint"].attrs:
             return None
-        g = f["checkpoint"]
+        g = f["checkpoint"][f["checkpoint"].attrs["current"]]
         parts = {p: _datasets(g[p]) if p in g else {} for p in ("learner", "workers", "extra")}
         return Checkpoint(
             int(g.attrs["trial"]),

@@ -65,3 +65,25 @@ def test_foreign_and_missing_files_are_refused(tmp_path):
     junk.write_bytes(b"not hdf5 at all")
     with pytest.raises(RunFileError, match="not a readable HDF5 file"):
         read_run(junk)
+
+
+def test_a_checkpoint_interrupted_while_written_leaves_the_previous_one(tmp_path):
+    from mpidrl.store import Checkpoint, read_checkpoint
+
+    class Breaks:
+        def __array__(self, *args, **kwargs):
+            raise RuntimeError("killed while writing")
+
+    path = tmp_path / "c.h5"
+    w = RunWriter(path, ATTRS, trials=1, n=2)
+    first = Checkpoint(0, 7, 1.5, np.nan, {"theta": np.arange(3.0), "optim/m": np.ones(3)}, {"h": np.zeros((2, 4))}, {})
+    w.write_checkpoint(first)
+    broken = Checkpoint(0, 14, 3.0, np.nan, {"theta": np.full(3, 9.0), "optim/m": Breaks()}, {}, {})
+    with pytest.raises(RuntimeError, match="killed while writing"):
+        w.write_checkpoint(broken)
+    w.close("failed")
+    got = read_checkpoint(path)
+    assert (got.trial, got.round, got.wall_time) == (0, 7, 1.5)
+    np.testing.assert_array_equal(got.learner["theta"], np.arange(3.0))
+    np.testing.assert_array_equal(got.learner["optim/m"], np.ones(3))
+    np.testing.assert_array_equal(got.workers["h"], np.zeros((2, 4)))
