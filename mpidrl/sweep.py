@@ -32,13 +32,13 @@ import json
 import math
 import re
 import shlex
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mpidrl
+from mpidrl.config import ConfigError, read_toml
 
 
 class SweepError(ValueError):
@@ -141,14 +141,9 @@ def _check_unknown(table: Mapping[str, Any], allowed: tuple[str, ...], section: 
 def read_spec(path: str | Path) -> dict[str, Any]:
     """Read a sweep spec, every failure one SweepError line."""
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise SweepError(f"{path}: no such sweep spec") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepError(f"{path}: not valid TOML ({exc})") from None
-    except OSError as exc:
-        raise SweepError(f"{path}: cannot read ({exc.strerror})") from None
+        data = read_toml(path, "sweep spec")
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
     _check_unknown(data, ("sweep", "grid", "slurm"), "top level")
     if not isinstance(data.get("sweep"), Mapping):
         raise SweepError(f"{path}: missing the [sweep] table (config, seeds)")

@@ -39,6 +39,17 @@ class Tag(enum.IntEnum):
     """a failing rank's notice to rank 0 (pickled text)"""
     FAILURE_ACK = 2
     """rank 0's reply once the run file records the failure"""
+    REPORT = 101
+    """agent -> rank 0: one gradient finished (asynchronous aggregation)"""
+    STOP = 102
+    """rank 0 -> rank: the round is over; accepted counts (or replies sent) of the rank's agents"""
+    GRADIENT = 103
+    """AFedPG agent -> learner: a gradient"""
+    REPLY = 104
+    """AFedPG learner -> agent: its current theta and d"""
+    REPORT_ODD = 105
+    """REPORT of an odd round: a rank may start round r + 1 while rank 0 still drains round r, so
+    consecutive rounds use different tags and the drained round's last receive cannot take a new report"""
 
 
 class Control(enum.IntFlag):

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from mpidrl.comm import Runtime, blocks
-from mpidrl.comm.aggregate import STOP_BYTES, Tag, cancel
+from mpidrl.comm import Runtime, Tag, blocks
+from mpidrl.comm.aggregate import STOP_BYTES, cancel
 from mpidrl.comm.rounds import STAT_COLUMNS
 
 AFEDPG_COLUMNS = (*STAT_COLUMNS, "downlink_bytes", "control_messages", "control_bytes", "gradients")

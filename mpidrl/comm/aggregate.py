@@ -28,7 +28,6 @@ simulated mode exactly the gradients the virtual clock says it finished first).
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from mpidrl.comm import Runtime, blocks
+from mpidrl.comm import Runtime, Tag, blocks
 from mpidrl.comm.rounds import STAT_COLUMNS
 
 REPORT_LEN = 3
@@ -46,22 +45,6 @@ STOP_BYTES = 8
 """bytes of the STOP message per agent (its accepted count)"""
 AGG_COLUMNS = (*STAT_COLUMNS, "control_messages", "control_bytes", "gradients")
 """Per-agent statistics of an aggregation round."""
-
-
-class Tag(enum.IntEnum):
-    """Message tags of the asynchronous protocols (aggregation and AFedPG)."""
-
-    REPORT = 101
-    """agent -> rank 0: one gradient finished"""
-    STOP = 102
-    """rank 0 -> rank: the round is over; accepted counts (or replies sent) of the rank's agents"""
-    GRADIENT = 103
-    """AFedPG agent -> learner: a gradient"""
-    REPLY = 104
-    """AFedPG learner -> agent: its current theta and d"""
-    REPORT_ODD = 105
-    """REPORT of an odd round: a rank may start round r + 1 while rank 0 still drains round r, so
-    consecutive rounds use different tags and the drained round's last receive cannot take a new report"""
 
 
 def report_tag(round: int) -> int:

@@ -231,13 +231,13 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file, turning every failure into a one-line ConfigError."""
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a TOML file, turning every failure into a one-line ConfigError (``what`` names the file's role)."""
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: no such {what}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
