@@ -95,11 +95,12 @@ def mpi4py_version() -> str:
 class Runtime:
     """A communicator with the round primitives mpidrl needs; ``comm=None`` means COMM_WORLD."""
 
-    def __init__(self, comm: Any = None, max_sleep: float = 1e-3):
+    def __init__(self, comm: Any = None, max_sleep: float = 1e-3, spin: float = 1e-3):
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.max_sleep = max_sleep
+        self.spin = spin
 
     @property
     def is_root(self) -> bool:
@@ -119,10 +120,18 @@ class Runtime:
         return share
 
     def wait(self, request: Any) -> None:
-        """Complete ``request`` without spinning a core: test, then sleep a little longer each time.
+        """Complete ``request`` without spinning a core for long: test in a tight loop for at most
+        ``spin`` seconds (most collectives of a short round complete within it, and the shortest sleep
+        the kernel grants is several times longer), then sleep a little longer each time.
 
         On rank 0 a failure notice from another rank raises :class:`PeerFailed`.
         """
+        if request.Test():
+            return
+        deadline = time.perf_counter() + self.spin
+        while time.perf_counter() < deadline:
+            if request.Test():
+                return
         delay = 1e-5
         while not request.Test():
             if self.is_root and self.size > 1:
