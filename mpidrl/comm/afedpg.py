@@ -25,7 +25,7 @@ import numpy as np
 from mpi4py import MPI
 
 from mpidrl.comm import Runtime, Tag, blocks
-from mpidrl.comm.aggregate import STOP_BYTES, cancel
+from mpidrl.comm.aggregate import STOP_BYTES, cancel, drain
 from mpidrl.comm.rounds import STAT_COLUMNS
 
 AFEDPG_COLUMNS = (*STAT_COLUMNS, "downlink_bytes", "control_messages", "control_bytes", "gradients")
@@ -81,12 +81,7 @@ class _Learner:
                     self.sends.append((buf, self.rt.comm.Isend(buf, dest=r, tag=Tag.STOP)))
 
     def drain(self, total: int) -> None:
-        while self.received < total:
-            self.rt.wait(self.req)
-            self._take()
-        cancel(self.rt, self.req)
-        for _, req in self.sends:
-            self.rt.wait(req)
+        drain(self, total)
 
 
 def afedpg_round(rt: Runtime, learner, worker, round: int, n: int, m: int, order, caps, delay) -> AFedPGResult | None:

@@ -47,6 +47,18 @@ AGG_COLUMNS = (*STAT_COLUMNS, "control_messages", "control_bytes", "gradients")
 """Per-agent statistics of an aggregation round."""
 
 
+def drain(collector, total: int) -> None:
+    """Rank 0's end of a round: receive what is still in flight until ``total`` messages have arrived,
+    cancel the posted receive, and complete its own sends. ``collector`` has ``rt``, ``req``,
+    ``received``, ``_take()`` and ``sends``."""
+    while collector.received < total:
+        collector.rt.wait(collector.req)
+        collector._take()
+    cancel(collector.rt, collector.req)
+    for _, req in collector.sends:
+        collector.rt.wait(req)
+
+
 def report_tag(round: int) -> int:
     return Tag.REPORT_ODD if round % 2 else Tag.REPORT
 
@@ -126,12 +138,7 @@ class Coordinator:
 
     def drain(self, total: int) -> None:
         """Receive the reports of dropped work still in flight (``total`` were sent in the round)."""
-        while self.received < total:
-            self.rt.wait(self.req)
-            self._take()
-        cancel(self.rt, self.req)
-        for _, req in self.sends:
-            self.rt.wait(req)
+        drain(self, total)
 
 
 def collect(
