@@ -38,14 +38,14 @@ def _default(field: dataclasses.Field) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def table(section: str, cls: type) -> list[str]:
+def table(section: str, cls: type, algo: str | None = None) -> list[str]:
+    """The key table of one section; under ``[algo]``, ``algo`` is the name the table describes."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
-        lines.append(
-            f"| `{section}.{f.name}` | {_describe(hints[f.name])} | `{_default(f)}` | {docs.get(f.name, '')} |"
-        )
+        default = f'"{algo}"' if algo and f.name == "name" else _default(f)
+        lines.append(f"| `{section}.{f.name}` | {_describe(hints[f.name])} | `{default}` | {docs.get(f.name, '')} |")
     return lines
 
 
@@ -62,7 +62,7 @@ def markdown() -> str:
         out += [f"## [{section}]", "", (cls.__doc__ or "").strip(), "", *table(section, cls), ""]
     out += ["## [algo]", "", "`name` selects the algorithm; the other keys are that algorithm's.", ""]
     for name, cls in ALGO_PARAMS.items():
-        out += [f'### `name = "{name}"`', "", (cls.__doc__ or "").strip(), "", *table("algo", cls), ""]
+        out += [f'### `name = "{name}"`', "", (cls.__doc__ or "").strip(), "", *table("algo", cls, name), ""]
     return "\n".join(out)
 
 
