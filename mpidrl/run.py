@@ -220,6 +220,7 @@ class Experiment:
             from mpidrl.run_async import AsyncRounds
 
             rounds = AsyncRounds(ctx, spec, rt, learner, worker)
+        rt.barrier()  # the trial's clock starts when every rank is ready, not while one still sets up
         wall = timing.WallClock()
         first = 0
         if resumed:
