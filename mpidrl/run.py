@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from mpidrl import __version__, rng, timing
-from mpidrl.algorithms import AlgorithmSpec, Context, Learner, lookup
-from mpidrl.comm import Control, Runtime, library_version, mpi4py_version
+from mpidrl.algorithms import AlgorithmSpec, Context, Learner, dynamic_placement, lookup
+from mpidrl.comm import AgentClaims, Control, Runtime, library_version, mpi4py_version
 from mpidrl.comm.rounds import STAT_COLUMNS, RoundResult, sync_round
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec, make_env, observation_encoder, rollout
@@ -85,6 +85,7 @@ def round_values(res: RoundResult, spec: AlgorithmSpec, n: int) -> dict[str, np.
     """The per-agent metrics and diagnostics of a round, by their run-file names."""
     values = {name: res.stats[:, j] for j, name in enumerate(STAT_COLUMNS)}
     values["downlink_bytes"] = np.full(n, res.downlink_bytes)
+    values["rank"] = res.ranks
     for j, name in enumerate(spec.diagnostics):
         values[name] = res.stats[:, len(STAT_COLUMNS) + j]
     return values
@@ -246,6 +247,7 @@ class Experiment:
             done = rounds.run(r)
             if done is not None:
                 self._record(trial, r, learner, wall, *done)
+        rounds.close()
         if self.writer is not None:
             self.writer.end_trial(trial)
 
@@ -313,6 +315,12 @@ class SyncRounds:
         self.ctx, self.spec, self.rt, self.learner, self.worker = ctx, spec, rt, learner, worker
         cfg = ctx.cfg
         self.sim = timing.SyncSimClock(cfg.time, ctx.n) if cfg.time.mode == "simulated" else None
+        self.claims = AgentClaims(rt) if dynamic_placement(cfg, rt.size) else None
+
+    def close(self) -> None:
+        """Release what the rounds hold over MPI (collective; after the trial's last round)."""
+        if self.claims is not None:
+            self.claims.free()
 
     @property
     def sim_time(self) -> float:
@@ -326,7 +334,7 @@ class SyncRounds:
     def run(self, r: int) -> tuple[dict[str, Any], Callable[[float], np.ndarray]] | None:
         """One round; on rank 0 the learner's update, the round's metrics and its message log."""
         n, spec = self.ctx.n, self.spec
-        res = sync_round(self.rt, spec, self.learner, self.worker, r, n)
+        res = sync_round(self.rt, spec, self.learner, self.worker, r, n, self.claims)
         if res is None:
             return None
         self.learner.update(r, res.messages)

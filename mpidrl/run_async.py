@@ -19,7 +19,7 @@ import numpy as np
 from mpidrl import timing
 from mpidrl.algorithms import AlgorithmSpec, Context
 from mpidrl.algorithms import nigt as nigt_algos
-from mpidrl.comm import Runtime
+from mpidrl.comm import Runtime, block_owners
 from mpidrl.comm.afedpg import AFEDPG_COLUMNS, afedpg_round
 from mpidrl.comm.aggregate import AGG_COLUMNS, REPORT_BYTES, STOP_BYTES, AggregateResult, aggregate_round
 from mpidrl.config import Config
@@ -89,6 +89,9 @@ class AsyncRounds:
         self.sim_time = 0.0 if self.simulated else np.nan
         """simulated clock at the end of the last round (NaN in real mode)"""
 
+    def close(self) -> None:
+        """Nothing to release: the protocols' messages all complete within their round."""
+
     def run(self, r: int):
         """One round; on rank 0 the round's metrics and its message log, None elsewhere."""
         ctx, spec, rt, n, model = self.ctx, self.spec, self.rt, self.ctx.n, self.model
@@ -112,6 +115,7 @@ class AsyncRounds:
         if self.simulated:
             self.sim_time += duration
         values = {name: res.stats[:, j] for j, name in enumerate(columns)}
+        values["rank"] = block_owners(n, rt.size)
         values.setdefault("downlink_bytes", np.full(n, payload))
         values["sim_time"] = self.sim_time
         log = aggregate_messages if spec.protocol == "aggregate" else afedpg_messages

@@ -7,7 +7,8 @@ Layout (T trials, R rounds, N agents)::
                               status, rounds_done, trials_done
     /metrics/<name>           [T, R, N] per agent, or [T, R]; chunked, growing along R
                               (control_messages / control_bytes: the asynchronous protocols' control
-                              traffic per agent, both directions, apart from the payload; 0 otherwise)
+                              traffic per agent, both directions, apart from the payload; 0 otherwise;
+                              rank: the MPI rank that ran the agent's round)
     /diagnostics/<name>       [T, R, N] algorithm diagnostics (ESPC utility, p_comm, ...), if record_messages
     /messages                 compound [M] one row per message, if record_messages (chunked, gzip)
     /checkpoint               slots a and b, each with attributes trial, round, wall_time, sim_time and
@@ -48,6 +49,7 @@ PER_AGENT = {
     "downlink_bytes": np.int64,
     "control_messages": np.int32,
     "control_bytes": np.int64,
+    "rank": np.int32,
 }
 """Per-agent metrics: name -> dtype, shape [T, R, N]."""
 

@@ -37,6 +37,11 @@ RUN_CASES = [
     (["--set", 'time.h="i ** 2 + j"'], "time.h: unknown name 'j'"),
     (["--set", "run.checkpoint_every=-1"], "run.checkpoint_every: must be >= 0"),
     (["--set", "agents.n=1000000", "--set", 'env.id="Ant-v5"'], "agents.n: 1000000 agents of Ant-v5 need about"),
+    (["--set", 'agents.placement="everywhere"'], "agents.placement: expected one of 'auto', 'blocks', 'dynamic'"),
+    (
+        ["--set", 'algo.name="espc"', "--set", "algo.m=2", "--set", 'agents.placement="dynamic"'],
+        "agents.placement: espc cannot place agents dynamically",
+    ),
     (["--set", "oops"], "--set 'oops': expected section.key=value"),
     (["--set", "run.rounds.x=1"], "run.rounds: is a value, not a table"),
 ]

@@ -26,7 +26,17 @@ REGISTRY: dict[str, AlgorithmSpec] = {
 
 assert set(REGISTRY) <= set(ALGO_PARAMS), "every algorithm needs a parameter dataclass in config.algos"
 
-__all__ = ["REGISTRY", "AgentResult", "AlgorithmSpec", "Context", "Learner", "Worker", "lookup", "check"]
+__all__ = [
+    "REGISTRY",
+    "AgentResult",
+    "AlgorithmSpec",
+    "Context",
+    "Learner",
+    "Worker",
+    "lookup",
+    "check",
+    "dynamic_placement",
+]
 
 
 def lookup(name: str) -> AlgorithmSpec:
@@ -47,15 +57,29 @@ def check(cfg: Config, node_share: float = 1.0) -> EnvSpec:
     finally:
         env.close()
     spec.check(cfg, env_spec)
+    if cfg.agents.placement == "dynamic" and not (spec.movable and spec.protocol == "sync"):
+        raise ConfigError(
+            f"agents.placement: {cfg.algo.name} cannot place agents dynamically (its agents keep state between "
+            'rounds or it has its own protocol); use "blocks" or "auto"'
+        )
     check_memory(cfg, env_spec, node_share)
     return env_spec
+
+
+def dynamic_placement(cfg: Config, world_size: int) -> bool:
+    """Whether synchronous rounds of this run let ranks take over each other's agents."""
+    spec = lookup(cfg.algo.name)
+    allowed = spec.movable and spec.protocol == "sync" and world_size > 1
+    return allowed and cfg.agents.placement in ("auto", "dynamic")
 
 
 def check_memory(cfg: Config, env_spec: EnvSpec, node_share: float = 1.0) -> None:
     """Refuse a run whose agents cannot fit in this machine's memory (environments dominate)."""
     d = make_policy(cfg.policy, env_spec).size
     per_agent = footprint(cfg.env) + 8 * d
-    need = int(cfg.agents.n * node_share) * per_agent + 8 * 8 * d
+    # with dynamic placement a rank also keeps the environments of up to a block of other ranks' agents
+    hosted = 2 if lookup(cfg.algo.name).movable and cfg.agents.placement != "blocks" else 1
+    need = hosted * int(cfg.agents.n * node_share) * per_agent + 8 * 8 * d
     have = available_memory()
     if need > have:
         raise ConfigError(

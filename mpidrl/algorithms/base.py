@@ -144,6 +144,9 @@ class AlgorithmSpec:
     """per-agent values reported each round (recorded with record_messages)"""
     check: Callable[[Config, EnvSpec], None] = field(default=lambda cfg, spec: None)
     """raises ConfigError if the algorithm cannot handle the config or environment"""
+    movable: bool = False
+    """any rank may run any agent's round (the worker keeps no per-agent state between rounds), so
+    synchronous rounds may place agents dynamically (``[agents] placement``)"""
     protocol: str = "sync"
     """how comm drives it: "sync" (rounds.py), "aggregate" (one Allreduce per round) or "afedpg"
     (one round trip per gradient), see mpidrl.comm.aggregate"""

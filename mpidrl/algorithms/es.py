@@ -173,6 +173,8 @@ class ESWorker(Worker):
         super().__init__(ctx, agents)
         self.policy = make_policy(ctx.cfg.policy, ctx.spec)
         self.envs = {agent: make_env(ctx.cfg.env, agent) for agent in self.agents}
+        self.guests: dict[int, Any] = {}
+        """environments of other ranks' agents this rank ran (dynamic placement), at most a block of them"""
         self.encode = observation_encoder(ctx.spec)
         self.replicated = ctx.cfg.algo.downlink == "returns"
         self.theta = initial_params(ctx, self.policy) if self.replicated else np.zeros(self.policy.size)
@@ -213,13 +215,22 @@ class ESWorker(Worker):
         self.next_round = int(shared["next_round"])
         self.optimizer.load_state_dict({k.split("/", 1)[1]: v for k, v in shared.items() if k.startswith("optim/")})
 
+    def env(self, agent: int) -> Any:
+        """``agent``'s environment: its own instance, also when the agent is hosted by another rank."""
+        env = self.envs[agent] if agent in self.envs else self.guests.get(agent)
+        if env is None:
+            if len(self.guests) >= max(len(self.agents), 1):
+                self.guests.pop(next(iter(self.guests))).close()  # the longest-kept guest goes
+            env = self.guests[agent] = make_env(self.ctx.cfg.env, agent)
+        return env
+
     def act(self, round: int, agent: int) -> AgentResult:
         cfg = self.ctx.cfg
         eps = perturbation(self.ctx, round, agent, self.policy.size)
         actor = self.policy.actor(self.theta + cfg.algo.sigma * eps)
         episodes = [
             rollout(
-                self.envs[agent],
+                self.env(agent),
                 actor,
                 self.encode,
                 cfg.env.gamma,
@@ -251,4 +262,5 @@ SPEC = AlgorithmSpec(
     downlink_dtype=np.dtype(np.float64),
     uplink_kind="return",
     downlink_kind="params",
+    movable=True,
 )

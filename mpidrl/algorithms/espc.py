@@ -159,4 +159,5 @@ FIXED_SPEC = AlgorithmSpec(
     uplink_kind="return",
     downlink_kind="params",
     diagnostics=DIAGNOSTICS,
+    movable=True,
 )

@@ -81,6 +81,60 @@ def blocks(n: int, size: int) -> list[range]:
     return out
 
 
+def block_owners(n: int, size: int) -> np.ndarray:
+    """The rank whose block holds each of the n agents."""
+    return np.repeat(np.arange(size), [len(b) for b in blocks(n, size)])
+
+
+class AgentClaims:
+    """Dynamic placement: ranks claim the agents of a synchronous round, each index exactly once.
+
+    Every rank exposes one counter per rank parity in an MPI window (two int64 slots, alternate rounds
+    use alternate slots). A rank first claims the agents of its own block, front to back, from its own
+    counter; when its block is done it claims the not-yet-started agents of the other ranks' blocks
+    from their counters. Claims are atomic ``Fetch_and_op`` additions in a passive-target epoch, which
+    complete without the owner taking part (through shared memory on one node), so a rank whose
+    episodes ran short takes over the tail of a slower rank's block instead of idling until the gather.
+
+    A slot is zeroed by its owner at the start of the round after the one that used it: every claim of
+    that round completed before the round's gather, and the next use comes after the next broadcast.
+    """
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.win = MPI.Win.Allocate(16, disp_unit=8, comm=rt.comm)
+        np.frombuffer(self.win.tomemory(), dtype=np.int64)[:] = 0
+        self.win.Lock_all()
+        rt.barrier()
+        self.sequence = 0
+        self._one = np.ones(1, dtype=np.int64)
+        self._zero = np.zeros(1, dtype=np.int64)
+        self._got = np.empty(1, dtype=np.int64)
+
+    def claims(self, n: int):
+        """The agents this rank runs in the coming round, in the order it should run them (collective:
+        every rank iterates it to the end once per round)."""
+        rt, win, slot = self.rt, self.win, self.sequence % 2
+        win.Accumulate([self._zero, MPI.INT64_T], rt.rank, target=(1 - slot, 1, MPI.INT64_T), op=MPI.REPLACE)
+        win.Flush(rt.rank)
+        self.sequence += 1
+        spans = blocks(n, rt.size)
+        for owner in [rt.rank, *(q for q in range(rt.size) if q != rt.rank)]:
+            span = spans[owner]
+            while True:
+                win.Fetch_and_op([self._one, MPI.INT64_T], [self._got, MPI.INT64_T], owner, slot, MPI.SUM)
+                win.Flush(owner)
+                k = int(self._got[0])
+                if k >= len(span):
+                    break
+                yield span[k]
+
+    def free(self) -> None:
+        """Release the window (collective; after the last round of a trial)."""
+        self.win.Unlock_all()
+        self.win.Free()
+
+
 def library_version() -> str:
     """First line of the MPI library's version string."""
     return MPI.Get_library_version().strip().splitlines()[0]
@@ -198,15 +252,27 @@ class Runtime:
         self.wait(self.comm.Ibcast(buf, root=0))
         return buf
 
-    def gather_rows(self, rows: np.ndarray, n: int) -> np.ndarray | None:
-        """Gather each rank's float64 rows (one per hosted agent, in agent order) to rank 0."""
+    def gather_rows(self, rows: np.ndarray, n: int, sizes: Sequence[int] | None = None) -> np.ndarray | None:
+        """Gather each rank's float64 rows (one per hosted agent, in agent order) to rank 0.
+
+        ``sizes``: the number of rows of each rank, known on rank 0 (default: the agent blocks).
+        """
         if self.size == 1:
             return rows
         width = rows.shape[1]
-        counts = [len(b) * width for b in blocks(n, self.size)]
+        counts = [k * width for k in (sizes or [len(b) for b in blocks(n, self.size)])] if self.is_root else None
         out = np.empty((n, width)) if self.is_root else None
         recv = [out, counts, np.cumsum([0, *counts[:-1]]), MPI.DOUBLE] if self.is_root else None
         self.wait(self.comm.Igatherv(np.ascontiguousarray(rows), recv, root=0))
+        return out
+
+    def gather_counts(self, values: Sequence[int]) -> np.ndarray | None:
+        """Gather a few integers from every rank to rank 0, as a [size, len(values)] array."""
+        mine = np.asarray(values, dtype=np.int64)
+        if self.size == 1:
+            return mine[None, :]
+        out = np.empty((self.size, mine.size), dtype=np.int64) if self.is_root else None
+        self.wait(self.comm.Igather(mine, out, root=0))
         return out
 
     def gather_bytes(self, data: np.ndarray, counts: Sequence[int] | None) -> np.ndarray | None:

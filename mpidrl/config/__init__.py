@@ -77,10 +77,15 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class AgentsConfig:
-    """The logical agents, spread in blocks over the MPI ranks."""
+    """The logical agents, spread over the MPI ranks."""
 
     n: int = 1
     """number of logical agents"""
+    placement: Literal["auto", "blocks", "dynamic"] = "auto"
+    """which rank runs which agent in synchronous rounds: "blocks" (contiguous blocks, one per rank),
+    "dynamic" (ranks start on their block, then take over agents other ranks have not started; only for
+    algorithms whose agents keep no state between rounds: es, es-fixed), "auto" (dynamic where allowed).
+    Results are the same whatever the placement."""
 
     def check(self, key: str) -> None:
         require(self.n >= 1, f"{key}.n", f"must be >= 1, got {self.n}")
