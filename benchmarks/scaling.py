@@ -1,10 +1,14 @@
 """Parallel efficiency on this machine, and the cost of a learner waiting inside a blocking MPI call.
 
 1. Throughput: environment steps per second of an ES run on CartPole-v1 (n = 50, 8-8 MLP, ``--rounds`` rounds) under
-   ``mpiexec -n 1`` and ``mpiexec -n 2`` (rank 0 is the learner and hosts a block of agents too). Steps
-   and time come from the run file: the sum of /metrics/steps over the wall time at the last round. The
-   two process counts alternate, repeated ``--repeats`` times; the speed-up is the ratio of medians and of
-   each adjacent pair.
+   ``mpiexec -n 1`` and ``mpiexec -n 2`` (rank 0 is the learner and hosts agents too), the latter with
+   ``[agents] placement`` "blocks" (each rank runs its block) and "dynamic" (a rank that finishes its
+   block takes over agents the other has not started). Steps and time come from the run file: the sum of
+   /metrics/steps over the wall time at the last round. The three settings take turns, repeated
+   ``--repeats`` times; the speed-up is the ratio of medians and of each repeat's pair. Also printed:
+   the lock-step cap, the best speed-up two fixed blocks of the measured episodes allow, and, as the
+   machine's own limit, two independent 1-process runs at the same time ("two copies": the sum of
+   their rates over one run's rate).
 2. Waiting: ``mpiexec -n 3`` (oversubscribed on 2 cores): ranks 1 and 2 each do the same fixed amount of
    numpy work while rank 0 waits for their result, either in a blocking ``Gather`` or in ``Igather``
    completed by ``Runtime.wait`` (test, then short growing sleeps). Reported: the workers' wall time for
@@ -30,28 +34,35 @@ from mpidrl.store import read_run
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
-def throughput(nprocs: int, n: int, rounds: int, out_dir: Path) -> float:
-    """Environment steps per second of one ES run on ``nprocs`` processes."""
-    cfg = out_dir / f"scaling_{n}.toml"
+def throughput(nprocs: int, n: int, rounds: int, out_dir: Path, placement: str = "blocks", copies: int = 1) -> float:
+    """Environment steps per second of an ES run on ``nprocs`` processes; with ``copies`` > 1, that many
+    identical independent runs at the same time and the sum of their rates (what the machine allows)."""
+    cfg = out_dir / f"scaling_{n}_{placement}.toml"
     cfg.write_text(
         f'[run]\nseed = 0\nrounds = {rounds}\ncheckpoint_every = 0\n[env]\nid = "CartPole-v1"\n'
-        f'[agents]\nn = {n}\n[algo]\nname = "es"\nsigma = 0.1\n[policy]\nhidden = [8, 8]\n'
+        f'[agents]\nn = {n}\nplacement = "{placement}"\n[algo]\nname = "es"\nsigma = 0.1\n'
+        "[policy]\nhidden = [8, 8]\n"
     )
-    out = out_dir / f"scaling_{n}_np{nprocs}.h5"
-    cmd = [
-        str(BIN / "mpiexec"),
-        "-n",
-        str(nprocs),
-        str(BIN / "mpidrl"),
-        "run",
-        str(cfg),
-        "--out",
-        str(out),
-        "--overwrite",
+    outs = [out_dir / f"scaling_{n}_np{nprocs}_{placement}_{c}.h5" for c in range(copies)]
+    cmd = [str(BIN / "mpiexec"), "-n", str(nprocs), str(BIN / "mpidrl"), "run", str(cfg), "--overwrite", "--out"]
+    procs = [
+        subprocess.Popen([*cmd, str(out)], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for out in outs
     ]
-    subprocess.run(cmd, check=True, cwd=ROOT, timeout=900, capture_output=True, env=ENV)
-    m = read_run(out).metrics
-    return float(m["steps"][0].sum() / m["wall_time"][0, -1])
+    for proc in procs:
+        _, err = proc.communicate(timeout=900)
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(proc.args)} exited {proc.returncode}: {err.decode()}")
+    runs = [read_run(out).metrics for out in outs]
+    return float(sum(m["steps"][0].sum() / m["wall_time"][0, -1] for m in runs))
+
+
+def lockstep_cap(path: Path) -> float:
+    """Best speed-up of lock-step rounds with these episodes in two fixed blocks: sum over rounds of all
+    steps over the sum of the larger block's steps."""
+    steps = read_run(path).metrics["steps"][0]
+    half = steps.shape[1] // 2
+    return float(steps.sum() / np.maximum(steps[:, :half].sum(axis=1), steps[:, half:].sum(axis=1)).sum())
 
 
 def work(iterations: int) -> None:
@@ -121,18 +132,27 @@ def main() -> None:
     print(machine())
     if not args.skip_throughput:
         n, rounds = (4, 1) if args.quick else (50, args.rounds)
-        rates: dict[int, list[float]] = {1: [], 2: []}
+        settings = [(1, "blocks"), (2, "blocks"), (2, "dynamic"), (1, "two copies")]
+        rates: dict[tuple[int, str], list[float]] = {k: [] for k in settings}
         print(f"throughput: ES CartPole-v1, n = {n}, {rounds} rounds")
-        print("repeat | processes | steps/s | load")
+        print("repeat | processes | placement | steps/s | load")
         for rep in range(repeats):
-            for p in (1, 2) if rep % 2 == 0 else (2, 1):
-                rates[p].append(throughput(p, n, rounds, out_dir))
-                print(f"{rep} | {p} | {rates[p][-1]:.0f} | {load()}", flush=True)
-        pairs = [b / a for a, b in zip(rates[1], rates[2])]
-        print(
-            f"speed-up 2 vs 1 process: ratio of medians {np.median(rates[2]) / np.median(rates[1]):.3f}; "
-            f"per repeat median [min, max] = {spread(pairs)}"
-        )
+            k = rep % len(settings)
+            for p, placement in settings[k:] + settings[:k]:  # rotate the order against drift
+                copies = 2 if placement == "two copies" else 1
+                rate = throughput(p, n, rounds, out_dir, "blocks" if copies > 1 else placement, copies)
+                rates[p, placement].append(rate)
+                print(f"{rep} | {p} | {placement} | {rate:.0f} | {load()}", flush=True)
+        one = rates[1, "blocks"]
+        for p, placement in settings[1:]:
+            two = rates[p, placement]
+            pairs = [b / a for a, b in zip(one, two)]
+            print(
+                f"speed-up 2 vs 1 process, {placement}: ratio of medians {np.median(two) / np.median(one):.3f}; "
+                f"per repeat median [min, max] = {spread(pairs)}"
+            )
+        cap = lockstep_cap(out_dir / f"scaling_{n}_np2_blocks_0.h5")
+        print(f"lock-step cap of the last 2-process blocks run (fixed blocks of these episodes): {cap:.3f}")
     if not args.skip_wait:
         iterations = 200 if args.quick else args.iterations
         print(f"waiting: mpiexec -n 3, workers do {iterations} work units each")

@@ -39,13 +39,20 @@ def test_learner_reports_rates_for_each_cell():
 
 def test_comm_volume_reads_exact_bytes_from_the_run_file(tmp_path):
     out = bench("comm_volume.py", "--out-dir", str(tmp_path))
-    # 4 agents: each sends one float64 return and receives the 130 float64 parameters
-    assert re.search(r"^CartPole-v1 \(8-8\) \| 130 \| 32 \| 4160 \| 4160 \| 4160 ", out, re.M), out
+    # ES, 4 agents: each sends one float64 return and receives the 130 float64 parameters, no control
+    assert re.search(r"^es \| 2 \| 130 \| 4 \| 32 \| 4160 \| 0 \| 0 \| 4160 \| 130x$", out, re.M), out
+    # DQL on Simple Grid: the 25 x 5 Q table goes down to each agent, trajectories of 12-byte steps come up
+    dql = re.search(r"^dql \(grid\) \| 2 \| 125 \| 4 \| [\d.]+ \([\d.]+\) \| 4000 \| 0 \| 0 \| 4000 \|", out, re.M)
+    assert dql, out
+    # Rennala NIGT: one gradient sum per agent per round plus counted control messages
+    assert re.search(r"^rennala-nigt \(M 50\) \| 2 \| 130 \| 4 \| \d+ \| \d+ \| [1-9]\d* \| [1-9]\d* \|", out, re.M), (
+        out
+    )
 
 
 def test_scaling_measures_both_process_counts_and_both_waits(tmp_path):
     out = bench("scaling.py", "--out-dir", str(tmp_path), "--iterations", "50")
-    assert "speed-up 2 vs 1 process" in out, out
+    assert "speed-up 2 vs 1 process, blocks" in out and "speed-up 2 vs 1 process, dynamic" in out, out
     assert re.search(r"^blocking: worker wall s", out, re.M) and re.search(r"^polite: worker wall s", out, re.M)
 
 
