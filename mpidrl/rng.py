@@ -94,4 +94,6 @@ def standard_normal(
 def reset_seed(seed: int, trial: int, round: int, agent: int, episode: int = 0) -> int:
     """An integer seed for ``env.reset(seed=...)`` of one agent's episode."""
     rng = _rekeyed(seed, trial, Stream.ENV, round, agent)
+    if episode == 0:  # the scalar draw is the same number as the first of an array, at half the cost
+        return int(rng.integers(0, 2**31 - 1))
     return int(rng.integers(0, 2**31 - 1, size=episode + 1)[-1])

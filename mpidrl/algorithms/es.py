@@ -31,8 +31,13 @@ import numpy as np
 from mpidrl import rng
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.algorithms.optim import Optimizer
-from mpidrl.envs import make_env, observation_encoder, rollout
+from mpidrl.envs import make_env, rollout
 from mpidrl.policies import make_policy
+
+
+def mean(values: list[float]) -> float:
+    """np.mean of a list of floats (a single value is returned as it is, without numpy's overhead)."""
+    return values[0] if len(values) == 1 else float(np.mean(values))
 
 
 def perturbation(ctx: Context, round: int, agent: int, size: int) -> np.ndarray:
@@ -175,7 +180,6 @@ class ESWorker(Worker):
         self.envs = {agent: make_env(ctx.cfg.env, agent) for agent in self.agents}
         self.guests: dict[int, Any] = {}
         """environments of other ranks' agents this rank ran (dynamic placement), at most a block of them"""
-        self.encode = observation_encoder(ctx.spec)
         self.replicated = ctx.cfg.algo.downlink == "returns"
         self.theta = initial_params(ctx, self.policy) if self.replicated else np.zeros(self.policy.size)
         self.optimizer = Optimizer(ctx.cfg.optim, self.policy.size) if self.replicated else None
@@ -227,23 +231,23 @@ class ESWorker(Worker):
     def act(self, round: int, agent: int) -> AgentResult:
         cfg = self.ctx.cfg
         eps = perturbation(self.ctx, round, agent, self.policy.size)
-        actor = self.policy.actor(self.theta + cfg.algo.sigma * eps)
+        actor = self.policy.actor(self.theta + cfg.algo.sigma * eps, raw=True)
         episodes = [
             rollout(
                 self.env(agent),
                 actor,
-                self.encode,
+                None,
                 cfg.env.gamma,
                 rng.reset_seed(cfg.run.seed, self.ctx.trial, round, agent, e),
             )
             for e in range(cfg.algo.episodes)
         ]
-        f = float(np.mean([ep.discounted for ep in episodes]))
+        f = mean([ep.discounted for ep in episodes])
         send, diagnostics = self.decide(round, agent, f, eps)
         return AgentResult(
             message=np.array([f]) if send else None,
             reward=f,
-            ret=float(np.mean([ep.undiscounted for ep in episodes])),
+            ret=mean([ep.undiscounted for ep in episodes]),
             episodes=len(episodes),
             steps=sum(ep.steps for ep in episodes),
             diagnostics=diagnostics,

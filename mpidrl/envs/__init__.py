@@ -201,15 +201,25 @@ class Episode:
 
 
 def rollout(
-    env: gym.Env, act: Callable[[np.ndarray], object], encode: Callable[[object], np.ndarray], gamma: float, seed: int
+    env: gym.Env,
+    act: Callable[[np.ndarray], object],
+    encode: Callable[[object], np.ndarray] | None,
+    gamma: float,
+    seed: int,
 ) -> Episode:
-    """Run one episode from ``env.reset(seed=seed)`` until termination or truncation."""
+    """Run one episode from ``env.reset(seed=seed)`` until termination or truncation.
+
+    ``act`` maps ``encode(obs)`` to an action, or raw observations when ``encode`` is None.
+    """
+    if encode is not None:
+        policy = act
+        act = lambda obs: policy(encode(obs))  # noqa: E731
     obs, _ = env.reset(seed=seed)
     discounted = undiscounted = 0.0
     discount = 1.0
     steps = 0
     while True:
-        obs, reward, terminated, truncated, _ = env.step(act(encode(obs)))
+        obs, reward, terminated, truncated, _ = env.step(act(obs))
         reward = float(reward)
         discounted += discount * reward
         undiscounted += reward

@@ -63,8 +63,13 @@ class MLP:
         w, b = layers[-1]
         return x @ w + b
 
-    def actor(self, theta: np.ndarray) -> Callable[[np.ndarray], object]:
-        """A function obs -> action for fixed parameters (layer views computed once)."""
+    def actor(self, theta: np.ndarray, raw: bool = False) -> Callable[[np.ndarray], object]:
+        """A function obs -> action for fixed parameters (layer views computed once).
+
+        With ``raw`` the function takes the environment's own observations (a state index for discrete
+        observations, a float32 or float64 vector for boxes, which the first product turns into float64
+        exactly) rather than encoded vectors, and saves the encoder's call on every step.
+        """
         layers = self.layers(theta)
         hidden, (w_out, b_out) = layers[:-1], layers[-1]
         act = self.activation
@@ -82,6 +87,8 @@ class MLP:
                 # Over a few discrete states a deterministic policy is a lookup table, built with the same
                 # per-state forward pass (obs is the state's one-hot vector), so the actions are identical.
                 table = [greedy(row) for row in np.eye(self.spec.discrete_obs)]
+                if raw:
+                    return lambda obs: table[int(obs)]
                 return lambda obs: table[int(obs.argmax())]
             return greedy
         low, half = self._low, self._half_range
