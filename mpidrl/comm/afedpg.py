@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from mpidrl.comm import Runtime, Tag, blocks
+from mpidrl.comm import Runtime, Tag, block_owners, blocks
 from mpidrl.comm.aggregate import STOP_BYTES, cancel, drain
 from mpidrl.comm.rounds import STAT_COLUMNS
 
@@ -43,7 +43,7 @@ class _Learner:
 
     def __init__(self, rt: Runtime, learner, n: int, size: int, m: int, order):
         self.rt, self.learner, self.n, self.m, self.order = rt, learner, n, m, order
-        self.owner = np.concatenate([[r] * len(b) for r, b in enumerate(blocks(n, rt.size))]).astype(int)
+        self.owner = block_owners(n, rt.size)
         self.buf = np.empty(size + 2)
         self.req = rt.comm.Irecv(self.buf, source=MPI.ANY_SOURCE, tag=Tag.GRADIENT)
         self.pending: list[tuple[int, np.ndarray]] = []
