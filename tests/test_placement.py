@@ -64,3 +64,14 @@ def test_auto_is_dynamic_for_es_and_blocks_for_agents_with_state(tmp_path):
 
 def test_one_rank_runs_every_agent_itself(tmp_path):
     assert (run(tmp_path, "dynamic", nprocs=1)["rank"] == 0).all()
+
+
+def test_more_ranks_than_agents(tmp_path):
+    cfg = write_config(
+        tmp_path / "one.toml",
+        CONFIG.replace("n = 8", "n = 1").replace("PLACEMENT", "dynamic").replace("ALGO", "es").replace("MORE", ""),
+    )
+    out = tmp_path / "one.h5"
+    mpirun(3, ["run", str(cfg), "--out", str(out)], timeout=120, env=ENV)
+    metrics = read_run(out).metrics
+    assert (metrics["rank"] == 0).all() and (metrics["uplink_messages"] == 1).all()
