@@ -119,7 +119,7 @@ class AgentClaims:
         win.Flush(rt.rank)
         self.sequence += 1
         spans = blocks(n, rt.size)
-        for owner in [rt.rank, *(q for q in range(rt.size) if q != rt.rank)]:
+        for owner in [(rt.rank + k) % rt.size for k in range(rt.size)]:  # own block, then the next ranks
             span = spans[owner]
             while True:
                 win.Fetch_and_op([self._one, MPI.INT64_T], [self._got, MPI.INT64_T], owner, slot, MPI.SUM)
