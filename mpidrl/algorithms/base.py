@@ -24,6 +24,7 @@ import numpy as np
 
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec
+from mpidrl.policies import make_policy
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ class AlgorithmSpec:
     """per-agent values reported each round (recorded with record_messages)"""
     check: Callable[[Config, EnvSpec], None] = field(default=lambda cfg, spec: None)
     """raises ConfigError if the algorithm cannot handle the config or environment"""
+    policy_size: Callable[[Config, EnvSpec], int] = field(default=lambda cfg, spec: make_policy(cfg.policy, spec).size)
+    """d, the number of parameters of the policy (or value function) the algorithm learns; ``[time]``
+    formulas may use it. Called only on configs ``check`` accepted."""
     protocol: str = "sync"
     """how comm drives it: "sync" (rounds.py), "aggregate" (one Allreduce per round) or "afedpg"
     (one round trip per gradient), see mpidrl.comm.aggregate"""
