@@ -155,7 +155,17 @@ def test_real_mode_does_not_wait_for_a_slow_rank(tmp_path):
 
 def test_lapg_skips_uploads_and_does_not_depend_on_the_ranks(tmp_path):
     text = BASE.format(
-        algo="lapg", n=3, M=0, h="1.0", mode="simulated", rounds=6, trials=1, variation="none", scale=0.0, hidden=6
+        algo="lapg",
+        n=3,
+        M=0,
+        h="1.0",
+        mode="simulated",
+        rounds=6,
+        trials=1,
+        variation="none",
+        scale=0.0,
+        hidden=6,
+        kappa=0.5,
     )
     text = text.replace("M = 0\nM_init = 0\n", "xi = 1e12\nmax_staleness = 2\n")
     cfg = write_config(tmp_path / "lapg.toml", text)
