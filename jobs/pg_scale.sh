@@ -1,6 +1,7 @@
 #!/bin/sh
 # The larger MuJoCo runs of docs/policy_gradient.md ("Larger runs"), simulated clock, one process per
-# run, in three lanes run side by side (about 75 CPU-minutes in all on this machine):
+# run, in three lanes run side by side (about 40 CPU-minutes in all on this machine; the lanes only spread
+# the runs, results do not depend on them):
 #   Hopper-v5, horizon 1000, 80 rounds, 5 trials: straggler (sync, Rennala, AFedPG), kappa in {0, 1, 10}
 #   (Rennala, AFedPG), expensive communication kappa_i = sqrt(i) d^(1/4) (sync, Rennala, AFedPG), and the
 #   latter at M = 20 with 3 trials (Rennala, AFedPG);
