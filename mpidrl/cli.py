@@ -30,7 +30,7 @@ def _config(args: argparse.Namespace, node_share: float = 1.0):
     try:
         cfg = load(args.config, args.set or [])
         env_spec = algorithms.check(cfg, node_share)
-        timing.check(cfg.time, cfg.agents.n)
+        timing.check(cfg.time, cfg.agents.n, algorithms.policy_size(cfg, env_spec))
     except ConfigError as exc:
         raise InputError(str(exc)) from None
     return cfg, env_spec

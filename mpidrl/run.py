@@ -314,7 +314,9 @@ class SyncRounds:
     def __init__(self, ctx: Context, spec: AlgorithmSpec, rt: Runtime, learner: Learner | None, worker: Any):
         self.ctx, self.spec, self.rt, self.learner, self.worker = ctx, spec, rt, learner, worker
         cfg = ctx.cfg
-        self.sim = timing.SyncSimClock(cfg.time, ctx.n) if cfg.time.mode == "simulated" else None
+        self.sim = None
+        if cfg.time.mode == "simulated":
+            self.sim = timing.SyncSimClock(cfg.time, ctx.n, spec.policy_size(cfg, ctx.spec))
         self.claims = AgentClaims(rt) if dynamic_placement(cfg, rt.size) else None
 
     def close(self) -> None:

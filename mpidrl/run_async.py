@@ -84,7 +84,7 @@ class AsyncRounds:
 
     def __init__(self, ctx: Context, spec: AlgorithmSpec, rt: Runtime, learner, worker):
         self.ctx, self.spec, self.rt, self.learner, self.worker = ctx, spec, rt, learner, worker
-        self.model = timing.TimeModel(ctx.cfg.time, ctx.n, ctx.seed, ctx.trial)
+        self.model = timing.TimeModel(ctx.cfg.time, ctx.n, ctx.seed, ctx.trial, spec.policy_size(ctx.cfg, ctx.spec))
         self.simulated = ctx.cfg.time.mode == "simulated"
         self.sim_time = 0.0 if self.simulated else np.nan
         """simulated clock at the end of the last round (NaN in real mode)"""

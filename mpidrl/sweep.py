@@ -198,16 +198,21 @@ def _slurm(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(slurm)
 
 
-def check_task(task: Task, environment: bool = True) -> None:
-    """Validate a task's config as ``mpidrl run`` would (``environment``: also build its environment)."""
+def check_task(task: Task, d: int | None = None) -> int:
+    """Validate a task's config as ``mpidrl run`` would; returns the policy size d.
+
+    Without ``d`` the environment is built and checked and d computed from it; a known ``d`` (another
+    seed of the same setting: the seed cannot change what the environment check finds) skips that.
+    """
     from mpidrl import algorithms, timing
     from mpidrl.config import ConfigError, load
 
     try:
         cfg = load(task.config, task.overrides)
-        timing.check(cfg.time, cfg.agents.n)
-        if environment:
-            algorithms.check(cfg)
+        if d is None:
+            d = algorithms.policy_size(cfg, algorithms.check(cfg))
+        timing.check(cfg.time, cfg.agents.n, d)
+        return d
     except ConfigError as exc:
         point = ", ".join(f"{k}={toml_value(v)}" for k, v in task.values.items()) or "no grid"
         raise SweepError(f"task {task.index} ({point}, seed {task.seed}): {exc}") from None
@@ -239,8 +244,9 @@ def expand(spec_path: str | Path, out_dir: str | Path) -> Sweep:
             tasks.append(Task(len(tasks), setting, values, seed, str(config), overrides, out))
     outs = [t.out for t in tasks]
     assert len(set(outs)) == len(outs), "output paths must be unique per task"
-    for task in tasks:  # the seed cannot change what the environment check finds: once per setting
-        check_task(task, environment=task.seed == seeds[0])
+    sizes: dict[int, int] = {}  # setting -> d: the environment is built once per setting
+    for task in tasks:
+        sizes[task.setting] = check_task(task, sizes.get(task.setting))
     return Sweep(name, str(spec_path), grid, seeds, tasks, slurm)
 
 

@@ -1,8 +1,11 @@
 """Clocks: real wall-clock time, and the simulated clock of per-agent compute and communication times.
 
 Per-agent times are given in ``[time]`` as a number (every agent), a list of n numbers, or a formula
-of the agent number ``i`` (1-based, as in the paper: agent 0 is i = 1), the agent count ``n`` and the
-functions sqrt, log, exp, min, max, abs, e.g. ``h = "sqrt(i)"`` or ``h = "100 if i == 10 else 1"``.
+of the agent number ``i`` (1-based, as in the paper: agent 0 is i = 1), the agent count ``n``, the
+number ``d`` of parameters of the policy being learned and the functions sqrt, log, exp, min, max, abs,
+e.g. ``h = "sqrt(i)"``, ``h = "100 if i == 10 else 1"`` or ``kappa = "sqrt(i) * d ** 0.25"`` (the
+paper's expensive communication). ``d`` is known once the policy is built from the environment and
+``[policy]``; :func:`mpidrl.algorithms.policy_size` gives it.
 
 A value may also be a table drawing every gradient's (or communication's) time at random, from the
 TIME stream of :mod:`mpidrl.rng` keyed by (round, agent), so it does not depend on the ranks::
@@ -49,7 +52,11 @@ _NODES = (
 )
 
 
-def _evaluate(formula: str, key: str, n: int) -> np.ndarray:
+NAMES = ("i", "n", "d")
+"""the variables of a time formula: agent number (1-based), agent count, policy parameter count"""
+
+
+def _evaluate(formula: str, key: str, n: int, d: int | None) -> np.ndarray:
     try:
         tree = ast.parse(formula, mode="eval")
     except SyntaxError:
@@ -57,25 +64,35 @@ def _evaluate(formula: str, key: str, n: int) -> np.ndarray:
     for node in ast.walk(tree):
         if not isinstance(node, _NODES):
             raise ConfigError(
-                f"{key}: formula {formula!r} may only use numbers, i, n, arithmetic, "
+                f"{key}: formula {formula!r} may only use numbers, {', '.join(NAMES)}, arithmetic, "
                 f"comparisons and {', '.join(_FUNCTIONS)}"
             )
-        if isinstance(node, ast.Name) and node.id not in {"i", "n", *_FUNCTIONS}:
-            raise ConfigError(f"{key}: unknown name {node.id!r} in {formula!r}; use i (1-based agent) and n")
+        if isinstance(node, ast.Name) and node.id not in {*NAMES, *_FUNCTIONS}:
+            raise ConfigError(
+                f"{key}: unknown name {node.id!r} in {formula!r}; use i (1-based agent), n (agents), "
+                f"d (policy parameters) and {', '.join(_FUNCTIONS)}"
+            )
+        if isinstance(node, ast.Name) and node.id == "d" and d is None:
+            raise ConfigError(f"{key}: {formula!r} uses d, the policy size, which is not known here")
     code = compile(tree, key, "eval")
     try:
-        values = [float(eval(code, {"__builtins__": {}}, {**_FUNCTIONS, "i": i, "n": n})) for i in range(1, n + 1)]
+        values = [
+            float(eval(code, {"__builtins__": {}}, {**_FUNCTIONS, "i": i, "n": n, "d": d})) for i in range(1, n + 1)
+        ]
     except (ValueError, ZeroDivisionError, OverflowError, TypeError) as exc:  # e.g. sqrt(-1)
         raise ConfigError(f"{key}: formula {formula!r} fails ({exc})") from None
     return np.array(values)
 
 
-def per_agent(value: float | Sequence[float] | str, n: int, key: str) -> np.ndarray:
-    """Expand a ``[time]`` value to one non-negative float per agent (a random table: its mean)."""
+def per_agent(value: float | Sequence[float] | str, n: int, key: str, d: int | None = None) -> np.ndarray:
+    """Expand a ``[time]`` value to one non-negative float per agent (a random table: its mean).
+
+    ``d`` is the policy's parameter count for formulas that use it (None: such a formula is an error).
+    """
     if isinstance(value, dict):
-        return _Distribution(value, n, key).mean
+        return _Distribution(value, n, key, d).mean
     if isinstance(value, str):
-        out = _evaluate(value, key, n)
+        out = _evaluate(value, key, n, d)
     elif isinstance(value, (int, float)):
         out = np.full(n, float(value))
     else:
@@ -94,7 +111,7 @@ DISTRIBUTIONS = {"exponential": ("mean",), "lognormal": ("mean", "sigma"), "unif
 class _Distribution:
     """A per-agent random time: ``draw(gen, agent, size)`` gives that many independent durations."""
 
-    def __init__(self, table: dict, n: int, key: str):
+    def __init__(self, table: dict, n: int, key: str, d: int | None = None):
         dist = table.get("dist")
         if dist not in DISTRIBUTIONS:
             raise ConfigError(f"{key}.dist: expected one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
@@ -106,7 +123,7 @@ class _Distribution:
             if k not in table:
                 raise ConfigError(f"{key}.{k}: missing for dist {dist!r}")
         self.dist = dist
-        self.p = {k: per_agent(table[k], n, f"{key}.{k}") for k in DISTRIBUTIONS[dist]}
+        self.p = {k: per_agent(table[k], n, f"{key}.{k}", d) for k in DISTRIBUTIONS[dist]}
         if dist == "uniform" and np.any(self.p["low"] > self.p["high"]):
             raise ConfigError(f"{key}: low must be <= high")
         if dist == "uniform":
@@ -125,6 +142,10 @@ class _Distribution:
         return gen.uniform(p["low"], p["high"], size)
 
 
+def _spec(value, n: int, key: str, d: int | None) -> np.ndarray | _Distribution:
+    return _Distribution(value, n, key, d) if isinstance(value, dict) else per_agent(value, n, key, d)
+
+
 class TimeModel:
     """Per-agent durations of gradients and communications in one trial.
 
@@ -132,15 +153,13 @@ class TimeModel:
     round, ``comm(round, agent, count)`` of its first ``count`` communications. Constant times repeat
     h_i; random tables draw from the TIME stream at (round coordinate 2 * round for h, 2 * round + 1
     for kappa, agent), so the k-th gradient of an agent in a round always takes the same time.
+    ``d`` is the policy's parameter count, for formulas that use it.
     """
 
-    def __init__(self, cfg: TimeConfig, n: int, seed: int = 0, trial: int = 0):
+    def __init__(self, cfg: TimeConfig, n: int, seed: int = 0, trial: int = 0, d: int | None = None):
         self.n, self.seed, self.trial = n, seed, trial
-        self._h = _Distribution(cfg.h, n, "time.h") if isinstance(cfg.h, dict) else per_agent(cfg.h, n, "time.h")
-        kappa = cfg.kappa
-        self._kappa = (
-            _Distribution(kappa, n, "time.kappa") if isinstance(kappa, dict) else per_agent(kappa, n, "time.kappa")
-        )
+        self._h = _spec(cfg.h, n, "time.h", d)
+        self._kappa = _spec(cfg.kappa, n, "time.kappa", d)
 
     def _draw(self, spec, which: int, round: int, agent: int, count: int) -> np.ndarray:
         if isinstance(spec, np.ndarray):
@@ -210,9 +229,9 @@ def plan_afedpg(model: TimeModel, round: int, m: int) -> tuple[np.ndarray, np.nd
     return np.array(order), counts, now
 
 
-def check(cfg: TimeConfig, n: int) -> None:
-    """Validate the time model for n agents (called before any work starts)."""
-    TimeModel(cfg, n)
+def check(cfg: TimeConfig, n: int, d: int | None = None) -> None:
+    """Validate the time model for n agents and a policy of d parameters (before any work starts)."""
+    TimeModel(cfg, n, d=d)
 
 
 class WallClock:
@@ -231,9 +250,9 @@ class WallClock:
 class SyncSimClock:
     """The simulated clock of a synchronous algorithm: each round waits for the slowest agent."""
 
-    def __init__(self, cfg: TimeConfig, n: int):
-        self.h = per_agent(cfg.h, n, "time.h")
-        self.kappa = per_agent(cfg.kappa, n, "time.kappa")
+    def __init__(self, cfg: TimeConfig, n: int, d: int | None = None):
+        self.h = per_agent(cfg.h, n, "time.h", d)
+        self.kappa = per_agent(cfg.kappa, n, "time.kappa", d)
         self.now = 0.0
 
     def advance(self, units: np.ndarray) -> float:

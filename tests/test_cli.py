@@ -42,6 +42,8 @@ def test_validate_accepts_and_rejects(tiny):
         (['time.h="sqrt(-i)"'], "time.h: formula 'sqrt(-i)' fails"),
         (["time.h=\"__import__('os')\""], "time.h: unknown name '__import__'"),
         (["time.kappa=[1.0, 2.0]"], "time.kappa: list has 2 entries, expected one per agent (4)"),
+        (['time.kappa="sqrt(i) * D"'], "time.kappa: unknown name 'D' in 'sqrt(i) * D'"),
+        (['time.kappa="sqrt(20 - d)"'], "time.kappa: formula 'sqrt(20 - d)' fails"),  # d = 30 here
     ],
 )
 def test_validate_reports_environment_and_time_problems(tiny, overrides, message):
@@ -112,6 +114,14 @@ def test_simulated_clock_of_a_synchronous_run(tiny, tmp_path):
     )
     with h5py.File(out, "r") as f:
         # each round waits for the slowest agent (h_4 = 4 per episode) and then communicates (0.5)
+        np.testing.assert_allclose(f["metrics/sim_time"][0], [4.5, 9.0, 13.5])
+
+
+def test_synchronous_simulated_clock_with_a_formula_of_d(tiny, tmp_path):
+    out = tmp_path / "sim.h5"
+    sets = ['time.mode="simulated"', 'time.h="i"', 'time.kappa="d / 60"']  # CartPole 4 -> 4 -> 2: d = 30
+    mpidrl(["run", str(tiny), "--out", str(out), *(a for s in sets for a in ("--set", s))])
+    with h5py.File(out, "r") as f:
         np.testing.assert_allclose(f["metrics/sim_time"][0], [4.5, 9.0, 13.5])
 
 

@@ -1,14 +1,17 @@
 """NIGT, the aggregation rules and the simulated clock, in one process."""
 
+import re
+
 import numpy as np
 import pytest
 
-from mpidrl import timing
+from mpidrl import algorithms, timing
 from mpidrl.algorithms.afedpg import lookahead, pack_state
 from mpidrl.algorithms.lapg import threshold
 from mpidrl.algorithms.nigt import NIGT, malenia_done, rennala_done
 from mpidrl.comm.aggregate import combine
 from mpidrl.config import ConfigError, load
+from mpidrl.envs import EnvSpec
 
 
 def test_nigt_converges_on_a_noisy_quadratic():
@@ -98,6 +101,39 @@ def test_random_times_are_keyed_and_reproducible():
 def test_bad_time_tables(value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         timing.check(load(None, [f"time.h={value}"]).time, 3)
+
+
+HOPPER = EnvSpec(11, 0, 0, 3, -np.ones(3), np.ones(3))
+"""Hopper-v5's shapes: 11 observations, 3 actions in [-1, 1]"""
+
+
+def test_time_formulas_use_the_size_of_the_policy_being_learned():
+    cfg = load(None, ['algo.name="rennala-nigt"', "policy.hidden=[64, 64]", "agents.n=3"])
+    # the paper's policy: 11 -> 64 -> 64 -> 3 means and 3 pre-stds
+    d = algorithms.policy_size(cfg, HOPPER)
+    assert d == (11 * 64 + 64) + (64 * 64 + 64) + (64 * 6 + 6) == 5318
+    es = load(None, ['algo.name="es"', "policy.hidden=[64, 64]"])
+    assert algorithms.policy_size(es, HOPPER) == 5318 - (64 * 3 + 3)  # a deterministic MLP: means only
+    kappa = timing.per_agent("sqrt(i) * d ** 0.25", 3, "time.kappa", d)
+    np.testing.assert_allclose(kappa, np.sqrt([1, 2, 3]) * 5318**0.25)
+    assert kappa[0] == pytest.approx(8.5396, abs=1e-4)
+    model = timing.TimeModel(load(None, ['time.kappa="sqrt(i) * d ** 0.25"', "agents.n=3"]).time, 3, d=d)
+    assert model.allreduce(0) == pytest.approx(kappa[2])
+    table = timing.TimeModel(load(None, ['time.h={dist="exponential", mean="d / 5318"}']).time, 3, d=d)
+    assert table.compute(0, 1, 20000).mean() == pytest.approx(1.0, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "formula, d, message",
+    [
+        ("sqrt(i) * D", 5318, "time.kappa: unknown name 'D' in 'sqrt(i) * D'; use i (1-based agent), n (agents), d"),
+        ("sqrt(i) * d ** 0.25", None, "time.kappa: 'sqrt(i) * d ** 0.25' uses d, the policy size, which is not known"),
+        ("sqrt(100 - d)", 5318, "time.kappa: formula 'sqrt(100 - d)' fails"),
+    ],
+)
+def test_bad_formulas_of_d(formula, d, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        timing.check(load(None, [f'time.kappa="{formula}"']).time, 3, d)
 
 
 def test_nigt_params_are_checked():

@@ -30,7 +30,7 @@ hidden = [{hidden}]
 [time]
 mode = "{mode}"
 h = {h}
-kappa = 0.5
+kappa = {kappa}
 delay_scale = {scale}
 """
 
@@ -47,8 +47,10 @@ def config(
     variation="none",
     scale=0.0,
     hidden=6,
+    kappa="0.5",
 ):
     text = BASE.format(
+        kappa=kappa,
         algo=algo,
         n=n,
         M=M,
@@ -105,6 +107,17 @@ def test_rennala_run_follows_the_hand_worked_schedule_and_counts_bytes(tmp_path)
     assert payload["nbytes"].sum() == m["uplink_bytes"].sum() + m["downlink_bytes"].sum()
 
 
+def test_the_simulated_clock_uses_formulas_of_the_policy_size(tmp_path):
+    d = 4 * 6 + 6 + 6 * 2 + 2  # CartPole policy 4 -> 6 -> 2
+    # h = 1, 2, 3, kappa_i = sqrt(i). Rennala: 4th gradient at t = 3, then the Allreduce (sqrt(3)).
+    # AFedPG: arrivals 1 + 1/2 (a0), 2 + sqrt(2)/2 (a1), 2 + 1 + 1/2 (a0), 3 + sqrt(3)/2 (a2), then
+    # the closing broadcast (sqrt(3) / 2).
+    for algo, per_round in (("rennala-nigt", 3 + 3**0.5), ("afedpg", 3 + 3**0.5 / 2 + 3**0.5 / 2)):
+        cfg = config(tmp_path, algo, rounds=2, kappa=f'"sqrt(i) * d / {d}"')  # kappa_i = sqrt(i)
+        mpidrl(["run", str(cfg), "--out", str(tmp_path / f"{algo}.h5")], timeout=60)
+        np.testing.assert_allclose(read_run(tmp_path / f"{algo}.h5").metrics["sim_time"][0], [per_round, 2 * per_round])
+
+
 def test_afedpg_counts_round_trips(tmp_path):
     cfg = config(tmp_path, "afedpg", rounds=2)
     mpirun(2, ["run", str(cfg), "--out", str(tmp_path / "a.h5")], timeout=60)
@@ -142,7 +155,17 @@ def test_real_mode_does_not_wait_for_a_slow_rank(tmp_path):
 
 def test_lapg_skips_uploads_and_does_not_depend_on_the_ranks(tmp_path):
     text = BASE.format(
-        algo="lapg", n=3, M=0, h="1.0", mode="simulated", rounds=6, trials=1, variation="none", scale=0.0, hidden=6
+        algo="lapg",
+        n=3,
+        M=0,
+        h="1.0",
+        mode="simulated",
+        rounds=6,
+        trials=1,
+        variation="none",
+        scale=0.0,
+        hidden=6,
+        kappa=0.5,
     )
     text = text.replace("M = 0\nM_init = 0\n", "xi = 1e12\nmax_staleness = 2\n")
     cfg = write_config(tmp_path / "lapg.toml", text)

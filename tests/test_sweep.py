@@ -100,6 +100,11 @@ def test_sweep_command_writes_task_lines(tmp_path):
             "task 1 (agents.n=0, seed 0): agents.n: must be >= 1",
         ),
         ('[sweep]\nconfig = "base.toml"\n[grid]\n"algo.sigmaa" = [1.0]\n', "algo.sigmaa: unknown key"),
+        (  # d = 30 with hidden [4] (fine), 58 with [8]: every seed of a setting is checked with its d
+            '[sweep]\nconfig = "base.toml"\nseeds = [1, 2]\nset = [\'time.kappa="sqrt(40 - d)"\']\n'
+            '[grid]\n"policy.hidden" = [[4], [8]]\n',
+            "task 2 (policy.hidden=[8], seed 1): time.kappa: formula 'sqrt(40 - d)' fails",
+        ),
         ('[sweep]\nconfig = "base.toml"\n[grid]\n"env.id" = ["NoSuchEnv-v0"]\n', "unknown environment"),
         ('[sweep]\nconfig = "base.toml"\n[slurm]\nthrottle = 0\n', "[slurm] throttle: expected an integer >= 1"),
         ('[sweep]\nconfig = "base.toml"\n[slurm]\nnodes = 2\n', "[slurm] nodes: unknown key"),

@@ -6,7 +6,6 @@ from mpidrl.algorithms import afedpg, davia, es, espc, lapg, nigt, qlearning
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.config import ALGO_PARAMS, Config, ConfigError
 from mpidrl.envs import EnvSpec, available_memory, footprint, make_env, spec_of
-from mpidrl.policies import make_policy
 
 REGISTRY: dict[str, AlgorithmSpec] = {
     spec.name: spec
@@ -36,6 +35,7 @@ __all__ = [
     "lookup",
     "check",
     "dynamic_placement",
+    "policy_size",
 ]
 
 
@@ -49,7 +49,8 @@ def lookup(name: str) -> AlgorithmSpec:
 
 def check(cfg: Config, node_share: float = 1.0) -> EnvSpec:
     """Validate what the config alone cannot: the environment exists, the algorithm can handle it, and
-    the agents fit in memory (``node_share``: the fraction of all agents this machine hosts)."""
+    the agents fit in memory (``node_share``: the fraction of all agents this machine hosts). The time
+    model, which may depend on :func:`policy_size`, is checked by the caller (mpidrl.timing.check)."""
     spec = lookup(cfg.algo.name)
     env = make_env(cfg.env, 0, env_checker=True)
     try:
@@ -62,7 +63,7 @@ def check(cfg: Config, node_share: float = 1.0) -> EnvSpec:
             f"agents.placement: {cfg.algo.name} cannot place agents dynamically (its agents keep state between "
             'rounds or it has its own protocol); use "blocks" or "auto"'
         )
-    check_memory(cfg, env_spec, node_share)
+    check_memory(cfg, spec.policy_size(cfg, env_spec), node_share)
     return env_spec
 
 
@@ -73,9 +74,14 @@ def dynamic_placement(cfg: Config, world_size: int) -> bool:
     return allowed and cfg.agents.placement in ("auto", "dynamic")
 
 
-def check_memory(cfg: Config, env_spec: EnvSpec, node_share: float = 1.0) -> None:
-    """Refuse a run whose agents cannot fit in this machine's memory (environments dominate)."""
-    d = make_policy(cfg.policy, env_spec).size
+def policy_size(cfg: Config, env_spec: EnvSpec) -> int:
+    """d: the number of parameters of the policy ``cfg``'s algorithm learns on ``env_spec``."""
+    return lookup(cfg.algo.name).policy_size(cfg, env_spec)
+
+
+def check_memory(cfg: Config, d: int, node_share: float = 1.0) -> None:
+    """Refuse a run whose agents (d parameters each) cannot fit in this machine's memory (environments
+    dominate)."""
     per_agent = footprint(cfg.env) + 8 * d
     # with dynamic placement a rank also keeps the environments of up to a block of other ranks' agents
     hosted = 2 if lookup(cfg.algo.name).movable and cfg.agents.placement != "blocks" else 1

@@ -20,6 +20,7 @@ import numpy as np
 
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context
 from mpidrl.algorithms.nigt import NIGT, AgentSampler, NIGTLearner, initial_theta, round_result
+from mpidrl.algorithms.pg import policy_size
 
 
 def pack_state(nigt: NIGT) -> np.ndarray:
@@ -100,4 +101,5 @@ SPEC = AlgorithmSpec(
     downlink_kind="params",
     diagnostics=("gradients",),
     protocol="afedpg",
+    policy_size=policy_size,
 )

@@ -24,6 +24,7 @@ import numpy as np
 
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec
+from mpidrl.policies import make_policy
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,9 @@ class AlgorithmSpec:
     movable: bool = False
     """any rank may run any agent's round (the worker keeps no per-agent state between rounds), so
     synchronous rounds may place agents dynamically (``[agents] placement``)"""
+    policy_size: Callable[[Config, EnvSpec], int] = field(default=lambda cfg, spec: make_policy(cfg.policy, spec).size)
+    """d, the number of parameters of the policy (or value function) the algorithm learns; ``[time]``
+    formulas may use it. Called only on configs ``check`` accepted."""
     protocol: str = "sync"
     """how comm drives it: "sync" (rounds.py), "aggregate" (one Allreduce per round) or "afedpg"
     (one round trip per gradient), see mpidrl.comm.aggregate"""

@@ -117,4 +117,5 @@ SPEC = AlgorithmSpec(
     downlink_kind="weights",
     diagnostics=("decrease",),
     check=check_tabular,
+    policy_size=lambda cfg, spec: LinearQ(spec.discrete_obs, spec.n_actions, cfg.algo.features).size,
 )

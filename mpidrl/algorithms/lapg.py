@@ -18,6 +18,7 @@ import numpy as np
 
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.algorithms.nigt import AgentSampler, initial_theta
+from mpidrl.algorithms.pg import policy_size
 from mpidrl.policies import make_stochastic_policy
 
 
@@ -117,4 +118,5 @@ SPEC = AlgorithmSpec(
     uplink_kind="gradient",
     downlink_kind="params",
     diagnostics=("change", "threshold"),
+    policy_size=policy_size,
 )

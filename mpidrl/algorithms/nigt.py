@@ -32,7 +32,7 @@ import numpy as np
 
 from mpidrl import rng
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner
-from mpidrl.algorithms.pg import discounted_return, gpomdp, sample_trajectory
+from mpidrl.algorithms.pg import discounted_return, gpomdp, policy_size, sample_trajectory
 from mpidrl.envs import make_env, observation_encoder
 from mpidrl.policies import make_stochastic_policy
 
@@ -229,6 +229,7 @@ def _spec(name: str) -> AlgorithmSpec:
         downlink_kind="gradient_sum",
         diagnostics=("gradients",),
         protocol="aggregate",
+        policy_size=policy_size,
     )
 
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from mpidrl.policies.stochastic import CategoricalMLP, GaussianMLP
+from mpidrl.config import Config
+from mpidrl.envs import EnvSpec
+from mpidrl.policies.stochastic import CategoricalMLP, GaussianMLP, make_stochastic_policy
+
+
+def policy_size(cfg: Config, spec: EnvSpec) -> int:
+    """d of the stochastic MLP every policy-gradient algorithm learns."""
+    return make_stochastic_policy(cfg.policy, spec).size
 
 
 @dataclass

@@ -299,6 +299,11 @@ class EBCDQLWorker(ValueWorker):
         self.level = {agent: levels[agent] for agent in self.agents}
 
 
+def table_size(cfg: Config, spec: EnvSpec) -> int:
+    """d of the Q table: states x actions."""
+    return TabularQ(spec.discrete_obs, spec.n_actions).size
+
+
 DQL_SPEC = AlgorithmSpec(
     name="dql",
     learner=QLearner,
@@ -308,6 +313,7 @@ DQL_SPEC = AlgorithmSpec(
     uplink_kind="trajectory",
     downlink_kind="q_table",
     check=check_tabular,
+    policy_size=table_size,
 )
 
 EBCDQL_SPEC = AlgorithmSpec(
@@ -320,4 +326,5 @@ EBCDQL_SPEC = AlgorithmSpec(
     downlink_kind="q_table",
     diagnostics=("trigger_level", "triggered"),
     check=check_tabular,
+    policy_size=table_size,
 )

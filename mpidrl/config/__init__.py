@@ -143,10 +143,13 @@ class TimeConfig:
     mode: Literal["real", "simulated"] = "real"
     """real: wall-clock seconds; simulated: a virtual clock from h and kappa"""
     h: float | tuple[float, ...] | str | dict = 1.0
-    """seconds for agent i to compute one gradient: a number, a list of n numbers, a formula of i, or a
-    table {dist = "exponential" | "lognormal" | "uniform", ...} drawn per gradient (see mpidrl.timing)"""
+    """seconds for agent i to compute one gradient: a number, a list of n numbers, a formula such as
+    "sqrt(i)" of i (1-based agent), n (agents) and d (parameters of the policy being learned, known once
+    it is built from [env] and [policy]) with sqrt, log, exp, min, max, abs, or a table
+    {dist = "exponential" | "lognormal" | "uniform", ...} drawn per gradient (see mpidrl.timing)"""
     kappa: float | tuple[float, ...] | str | dict = 0.0
-    """seconds for agent i to take part in one communication (same forms as h)"""
+    """seconds for agent i to take part in one communication (same forms as h), e.g. the paper's
+    expensive communication "sqrt(i) * d ** 0.25" (d^(1/4) times sqrt(i))"""
     delay_scale: float = 0.0
     """real mode: sleep h_i * delay_scale seconds per gradient on top of the real computation (0: none)"""
 
