@@ -1,18 +1,26 @@
 """Batched trials (``run.trial_batch``): vectorised grids, exploration draws and policies reproduce the
 unbatched numbers exactly, and a trial's results depend neither on the batch size nor on the ranks."""
 
+import io
+import signal
+
+import h5py
 import numpy as np
 import pytest
 from helpers import mpirun, write_config
+from test_reliability import start, wait_for_round
 
 from mpidrl import algorithms, rng
-from mpidrl.algorithms.batched import ExplorationDraws
+from mpidrl.algorithms.batched import BatchDQLWorker, ExplorationDraws
 from mpidrl.algorithms.davia import davia_gradients, predicted_decreases
+from mpidrl.comm import Runtime
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, spec_of
 from mpidrl.envs.batch import GridBatch, run_episodes
 from mpidrl.envs.grids import IDS
+from mpidrl.log import Progress
 from mpidrl.policies import MLP
+from mpidrl.run import Experiment
 from mpidrl.store import read_messages, read_run
 
 
@@ -143,3 +151,60 @@ def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo):
         for name, values in ref.diagnostics.items():
             np.testing.assert_array_equal(values, run.diagnostics[name], err_msg=f"{key} {name}")
         np.testing.assert_array_equal(messages[key], messages[1, 1])
+
+
+BATCHED = """
+[run]
+seed = 2
+trials = 3
+rounds = {rounds}
+trial_batch = {batch}
+checkpoint_every = 50
+log_every = 0.01
+[env]
+id = "mpidrl/SimpleGrid-v0"
+gamma = 0.9
+[agents]
+n = 4
+[algo]
+name = "ebcdql"
+"""
+
+
+@pytest.mark.mpi
+def test_sigterm_stops_a_batch_and_resume_equals_trials_run_one_by_one(tmp_path):
+    ref, out = tmp_path / "ref.h5", tmp_path / "stopped.h5"
+    mpirun(1, ["run", str(write_config(tmp_path / "one.toml", BATCHED.format(rounds=300, batch=1))), "--out", str(ref)])
+    cfg = write_config(tmp_path / "batch.toml", BATCHED.format(rounds=300, batch=2))
+    proc = start(2, ["run", str(cfg), "--out", str(out)])
+    wait_for_round(proc, 2, 30)  # progress lines name the last trial of the batch
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "interrupted" and f.attrs["trials_done"] in (0, 2)
+    mpirun(3, ["run", "--resume", str(out)], timeout=120)
+    got, want = read_run(out), read_run(ref)
+    assert got.attrs["status"] == "complete"
+    for name, values in want.metrics.items():
+        if name != "wall_time":
+            np.testing.assert_array_equal(got.metrics[name], values, err_msg=name)
+
+
+def test_a_failing_batch_marks_the_run_file_failed(tmp_path, monkeypatch):
+    cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', 'algo.name="dql"', "run.trials=4", "run.trial_batch=2"])
+    env_spec = algorithms.check(cfg)
+    act = BatchDQLWorker.act
+
+    def failing(self, round):
+        if self.trials[0] == 2 and round == 3:
+            raise RuntimeError("injected failure")
+        return act(self, round)
+
+    monkeypatch.setattr(BatchDQLWorker, "act", failing)
+    out = tmp_path / "r.h5"
+    with pytest.raises(RuntimeError, match="injected failure"):
+        Experiment(cfg, env_spec, out, Runtime(), progress=Progress(0, 4, 100, stream=io.StringIO(), bar=False)).run()
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "failed" and f.attrs["trials_done"] == 2
+        assert np.isfinite(f["metrics/reward"][:2]).all() and np.isfinite(f["metrics/reward"][2:, :3]).all()
