@@ -315,6 +315,7 @@ class Experiment:
             r,
             float(np.nanmean(reward)) if np.isfinite(reward).any() else float("nan"),
             *(float(means[k].mean()) for k in PROGRESS),
+            first=trials[0],
         )
 
 

@@ -2,13 +2,15 @@
 unbatched numbers exactly, and a trial's results depend neither on the batch size nor on the ranks."""
 
 import io
+import re
 import signal
+import time
 
 import h5py
 import numpy as np
 import pytest
 from helpers import mpirun, write_config
-from test_reliability import start, wait_for_round
+from test_reliability import start
 
 from mpidrl import algorithms, rng
 from mpidrl.algorithms.batched import BatchDQLWorker, ExplorationDraws
@@ -171,13 +173,27 @@ name = "ebcdql"
 """
 
 
+def wait_for_round(proc, trial, round, timeout=60):
+    """Read progress lines until one reports ``round`` (1-based) of a batch ending with ``trial``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen = re.search(r"trials \d+-(\d+)/\d+ round (\d+)/", line)
+        if seen and (int(seen[1]), int(seen[2])) >= (trial, round):
+            return
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"never saw trials ...-{trial} round {round}")
+
+
 @pytest.mark.mpi
 def test_sigterm_stops_a_batch_and_resume_equals_trials_run_one_by_one(tmp_path):
     ref, out = tmp_path / "ref.h5", tmp_path / "stopped.h5"
     mpirun(1, ["run", str(write_config(tmp_path / "one.toml", BATCHED.format(rounds=300, batch=1))), "--out", str(ref)])
     cfg = write_config(tmp_path / "batch.toml", BATCHED.format(rounds=300, batch=2))
     proc = start(2, ["run", str(cfg), "--out", str(out)])
-    wait_for_round(proc, 2, 30)  # progress lines name the last trial of the batch
+    wait_for_round(proc, 2, 30)  # progress lines name the batch: "trials 1-2/3 round ..."
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, err

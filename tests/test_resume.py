@@ -93,7 +93,7 @@ class StopAt(Progress):
         super().__init__(0, cfg.run.trials, cfg.run.rounds, stream=io.StringIO(), bar=False)
         self.stop, self.stop_after = stop, stop_after
 
-    def update(self, trial, round, *args):
+    def update(self, trial, round, *args, **kwargs):
         if (trial, round) == (1, self.stop_after):
             self.stop.signum = signal.SIGTERM
 
