@@ -2,15 +2,13 @@
 unbatched numbers exactly, and a trial's results depend neither on the batch size nor on the ranks."""
 
 import io
-import re
 import signal
-import time
 
 import h5py
 import numpy as np
 import pytest
 from helpers import mpirun, write_config
-from test_reliability import start
+from test_reliability import start, wait_for_round
 
 from mpidrl import algorithms, rng
 from mpidrl.algorithms.batched import BatchDQLWorker, ExplorationDraws
@@ -171,20 +169,6 @@ n = 4
 [algo]
 name = "ebcdql"
 """
-
-
-def wait_for_round(proc, trial, round, timeout=60):
-    """Read progress lines until one reports ``round`` (1-based) of a batch ending with ``trial``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen = re.search(r"trials \d+-(\d+)/\d+ round (\d+)/", line)
-        if seen and (int(seen[1]), int(seen[2])) >= (trial, round):
-            return
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError(f"never saw trials ...-{trial} round {round}")
 
 
 @pytest.mark.mpi
