@@ -24,10 +24,11 @@ from mpidrl.run import Experiment
 from mpidrl.store import read_messages, read_run
 
 
-@pytest.mark.parametrize("env_id", IDS)
-def test_grid_batch_steps_like_the_gymnasium_environment(env_id):
-    cfg = load(None, [f'env.id="{env_id}"', "env.max_steps=30"]).env
+@pytest.mark.parametrize("env_id, kwargs", [(env_id, "{}") for env_id in IDS] + [(IDS[2], "{is_slippery = false}")])
+def test_grid_batch_steps_like_the_gymnasium_environment(env_id, kwargs):
+    cfg = load(None, [f'env.id="{env_id}"', "env.max_steps=30", f"env.kwargs={kwargs}"]).env
     grid = GridBatch(cfg)
+    assert grid.random == (env_id != IDS[0] and kwargs == "{}")
     seeds = [3, 17, 99, 12345]
     plan = np.random.default_rng(0).integers(5, size=(len(seeds), 30))
     ep = run_episodes(grid, len(seeds), lambda t, envs, s: plan[envs, t], 0.9, seeds)

@@ -10,9 +10,9 @@ the batch keeps such a generator and takes its uniforms in the order the environ
 
 - Windy Grid: after each move, one uniform for the push up, then one for the push left (only for
   pushes whose probability is above 0).
-- Frozen Lake: one uniform at reset (the start state's draw), then one per step, also for ``stay``
-  (``categorical_sample`` draws even from a single outcome); the outcome is the first whose cumulative
-  probability exceeds it, as in Gymnasium.
+- slippery Frozen Lake: one uniform at reset (the start state's draw), then one per step, also for
+  ``stay`` (``categorical_sample`` draws even from a single outcome); the outcome is the first whose
+  cumulative probability exceeds it, as in Gymnasium. The deterministic lake needs no draws.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class GridBatch:
         elif isinstance(base, FrozenLakeEnv):
             self._from_transitions(base.P, base.action_space.n)
             self.pushes, self.cols = [], base.ncol
-            self.reset_draws = 1
+            # a slippery lake draws at reset and at every step; on a deterministic one the draws decide nothing
+            self.reset_draws = 1 if self.next.shape[2] > 1 else 0
             if int(np.argmax(np.cumsum(base.initial_state_distrib) > 0.5)) != 0:
                 raise ConfigError("run.trial_batch: batched Frozen Lake needs the start in the top-left cell")
         else:
@@ -63,7 +64,7 @@ class GridBatch:
         env.close()
         self.n_states, self.n_actions = self.next.shape[:2]
         self.outcomes = self.next.shape[2]
-        self.per_step = len(self.pushes) + (1 if self.outcomes > 1 or self.reset_draws else 0)
+        self.per_step = len(self.pushes) + (1 if self.outcomes > 1 else 0)
         self.random = self.per_step > 0 or self.reset_draws > 0
         self._gens: list[np.random.Generator] = []
         self._uniforms = np.empty((0, 0))
@@ -100,7 +101,7 @@ class GridBatch:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step ``t`` (0-based) of environments ``envs``: next states, rewards, terminated."""
         position = self.reset_draws + t * self.per_step
-        if self.outcomes > 1 or self.reset_draws:
+        if self.outcomes > 1:
             u = self._uniform(envs, position)
             j = np.argmax(self.cumulative[states, actions] > u[:, None], axis=1)
             position += 1
