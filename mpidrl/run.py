@@ -250,8 +250,9 @@ class Experiment:
             if flags & Control.CHECKPOINT:
                 self._checkpoint(trials[0], r, learner, worker, wall, rounds.sim_time)
             if flags & Control.STOP:
+                which = f"trial {trials[0] + 1}" if len(trials) == 1 else f"trials {trials[0] + 1}-{trials[-1] + 1}"
                 self.progress.info(
-                    f"stopping before round {r + 1} of trial {trials[0] + 1}: checkpoint saved; "
+                    f"stopping before round {r + 1} of {which}: checkpoint saved; "
                     f"continue with: mpidrl run --resume {self.out}"
                 )
                 raise Interrupted(self.stop.signum or signal.SIGTERM)
