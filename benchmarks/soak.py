@@ -33,7 +33,7 @@ class Sampler(Progress):
         super().__init__(0, 1, rounds, stream=io.StringIO(), bar=False)
         self.every, self.samples = every, []
 
-    def update(self, trial, round, *args) -> None:
+    def update(self, trial, round, *args, **kwargs) -> None:
         if (round + 1) % self.every == 0:
             self.samples.append((round + 1, rss_mib()))
 

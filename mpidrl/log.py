@@ -47,18 +47,28 @@ class Progress:
         return time.perf_counter() - self.last >= self.every or round + 1 == self.rounds
 
     def update(
-        self, trial: int, round: int, reward: float, messages: float, up_bytes: float, down_bytes: float
+        self,
+        trial: int,
+        round: int,
+        reward: float,
+        messages: float,
+        up_bytes: float,
+        down_bytes: float,
+        first: int | None = None,
     ) -> None:
-        """Report round ``round`` (0-based) of trial ``trial`` with per-agent means of the round."""
+        """Report round ``round`` (0-based) of trial ``trial`` with per-agent means of the round; with
+        ``first``, of the batch of trials ``first``..``trial`` run together (means over all of them)."""
         if not self.enabled:
             return
         now = time.perf_counter()
-        done = trial * self.rounds + round + 1
+        first = trial if first is None else first
+        done = first * self.rounds + (trial - first + 1) * (round + 1)
         total = self.trials * self.rounds
         last_of_trial = round + 1 == self.rounds
         elapsed = now - self.t0
+        which = f"trial {trial + 1}" if first == trial else f"trials {first + 1}-{trial + 1}"
         text = (
-            f"trial {trial + 1}/{self.trials} round {round + 1}/{self.rounds} reward {reward:9.3f} "
+            f"{which}/{self.trials} round {round + 1}/{self.rounds} reward {reward:9.3f} "
             f"msgs/agent {messages:5.2f} up B/agent {up_bytes:8.0f} down B/agent {down_bytes:8.0f} "
             f"elapsed {fmt_seconds(elapsed)}"
         )

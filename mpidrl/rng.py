@@ -53,12 +53,13 @@ _scratch = threading.local()
 _BUFFER = np.zeros(4, dtype=np.uint64)
 
 
-def _rekeyed(seed: int, trial: int, stream: Stream, round: int, agent: int) -> np.random.Generator:
+def _rekeyed(seed: int, trial: int, stream: Stream, round: int, agent: int, block: int = 0) -> np.random.Generator:
     """This thread's scratch generator, set to the state :func:`generator` starts from.
 
     Constructing a Philox bit generator costs several times more than setting one's state, and
     draws consumed at once inside this module need no generator of their own. The generator returned
-    must not escape: the next call re-keys it.
+    must not escape: the next call re-keys it. With ``block`` it starts where :func:`generator` is after
+    drawing ``block`` Philox blocks (4 words each) with its buffer used up.
     """
     gen = getattr(_scratch, "gen", None)
     if gen is None:
@@ -66,7 +67,7 @@ def _rekeyed(seed: int, trial: int, stream: Stream, round: int, agent: int) -> n
     gen.bit_generator.state = {
         "bit_generator": "Philox",
         "state": {
-            "counter": np.array([0, int(stream) & _MASK, round & _MASK, agent & _MASK], dtype=np.uint64),
+            "counter": np.array([block & _MASK, int(stream) & _MASK, round & _MASK, agent & _MASK], dtype=np.uint64),
             "key": np.array([seed & _MASK, trial & _MASK], dtype=np.uint64),
         },
         # an empty buffer and no spare 32-bit word: what Philox(key=..., counter=...) starts with
@@ -97,3 +98,12 @@ def reset_seed(seed: int, trial: int, round: int, agent: int, episode: int = 0) 
     if episode == 0:  # the scalar draw is the same number as the first of an array, at half the cost
         return int(rng.integers(0, 2**31 - 1))
     return int(rng.integers(0, 2**31 - 1, size=episode + 1)[-1])
+
+
+def raw(seed: int, trial: int, stream: Stream, round: int, agent: int, count: int, block: int = 0) -> np.ndarray:
+    """``count`` raw 64-bit words of a stream (what its generator's draws are made of), as uint64.
+
+    ``block`` skips that many Philox blocks first: the words a generator yields after it has drawn
+    ``4 * block`` words. Vectorised code turns these words into the same numbers numpy's methods would.
+    """
+    return _rekeyed(seed, trial, stream, round, agent, block).bit_generator.random_raw(count)

@@ -30,6 +30,9 @@ from mpidrl.envs import EnvSpec, make_env, observation_encoder, rollout
 from mpidrl.log import Progress
 from mpidrl.store import MESSAGE_DTYPE, Checkpoint, RunWriter, read_checkpoint
 
+PROGRESS = ("uplink_messages", "uplink_bytes", "downlink_bytes")
+"""Per-agent metrics whose round means (over the agents, and the trials of a batch) a progress line shows."""
+
 FLUSH_EVERY = 1.0
 """Seconds between writes of queued rounds to the run file (and before every progress line)."""
 
@@ -162,10 +165,11 @@ class Experiment:
         if rt.is_root:
             start = self._open(resume)
         first_trial, ckpt_round, worker_state, clocks = rt.share(start)
+        batch = cfg.run.trial_batch
         try:
-            for trial in range(first_trial, cfg.run.trials):
-                resumed = (ckpt_round, worker_state, clocks) if trial == first_trial and ckpt_round else None
-                self._trial(trial, resumed)
+            for first in range(first_trial, cfg.run.trials, batch):
+                resumed = (ckpt_round, worker_state, clocks) if first == first_trial and ckpt_round else None
+                self._trials(range(first, min(first + batch, cfg.run.trials)), resumed)
         except Interrupted:
             if self.writer is not None:
                 self.writer.close("interrupted")
@@ -205,22 +209,31 @@ class Experiment:
         else:
             self.learner_state = ckpt.learner
             start = (ckpt.trial, ckpt.round, ckpt.workers, (ckpt.wall_time, ckpt.sim_time))
-        self.writer.truncate_messages(start[0], start[1])
+        self.writer.truncate_messages(start[0], start[1], cfg.run.trial_batch)
         self.progress.info(f"mpidrl {__version__}: resuming {self.out} at trial {start[0] + 1} round {start[1] + 1}")
         return start
 
-    def _trial(self, trial: int, resumed: tuple | None) -> None:
-        """All rounds of one trial, from a checkpoint when ``resumed`` is (round, worker state, clocks)."""
+    def _trials(self, trials: range, resumed: tuple | None) -> None:
+        """All rounds of one trial, or of a batch of trials run together (``run.trial_batch`` > 1), from a
+        checkpoint when ``resumed`` is (round, worker state, clocks)."""
         cfg, rt, spec, n = self.cfg, self.rt, self.spec, self.cfg.agents.n
-        ctx = Context(cfg, trial, self.env_spec)
-        learner = spec.learner(ctx) if rt.is_root else None
-        worker = spec.worker(ctx, rt.block(n))
-        if spec.protocol == "sync":
-            rounds = SyncRounds(ctx, spec, rt, learner, worker)
-        else:
-            from mpidrl.run_async import AsyncRounds
+        if cfg.run.trial_batch > 1:
+            from mpidrl.run_batch import BatchRounds
 
-            rounds = AsyncRounds(ctx, spec, rt, learner, worker)
+            rounds = BatchRounds(cfg, trials, spec, rt, self.env_spec)
+            learner, worker = rounds.learner, rounds.worker
+            learners = rounds.learners() if rt.is_root else []
+        else:
+            ctx = Context(cfg, trials[0], self.env_spec)
+            learner = spec.learner(ctx) if rt.is_root else None
+            worker = spec.worker(ctx, rt.block(n))
+            learners = [learner]
+            if spec.protocol == "sync":
+                rounds = SyncRounds(ctx, spec, rt, learner, worker)
+            else:
+                from mpidrl.run_async import AsyncRounds
+
+                rounds = AsyncRounds(ctx, spec, rt, learner, worker)
         rt.barrier()  # the trial's clock starts when every rank is ready, not while one still sets up
         wall = timing.WallClock()
         first = 0
@@ -237,19 +250,20 @@ class Experiment:
         for r in range(first, cfg.run.rounds):
             flags = rt.control(self._decide(r, first) if rt.is_root else Control.CONTINUE)
             if flags & Control.CHECKPOINT:
-                self._checkpoint(trial, r, learner, worker, wall, rounds.sim_time)
+                self._checkpoint(trials[0], r, learner, worker, wall, rounds.sim_time)
             if flags & Control.STOP:
+                which = f"trial {trials[0] + 1}" if len(trials) == 1 else f"trials {trials[0] + 1}-{trials[-1] + 1}"
                 self.progress.info(
-                    f"stopping before round {r + 1} of trial {trial + 1}: checkpoint saved; "
+                    f"stopping before round {r + 1} of {which}: checkpoint saved; "
                     f"continue with: mpidrl run --resume {self.out}"
                 )
                 raise Interrupted(self.stop.signum or signal.SIGTERM)
             done = rounds.run(r)
             if done is not None:
-                self._record(trial, r, learner, wall, *done)
+                self._record(trials, r, learners, wall, done if isinstance(done, list) else [done])
         rounds.close()
         if self.writer is not None:
-            self.writer.end_trial(trial)
+            self.writer.end_trial(trials[-1])
 
     def _decide(self, r: int, first: int) -> Control:
         """Rank 0: the control flags of round ``r``."""
@@ -279,32 +293,33 @@ class Experiment:
 
     def _record(
         self,
-        trial: int,
+        trials: range,
         r: int,
-        learner: Learner,
+        learners: list[Learner],
         wall: timing.WallClock,
-        values: dict[str, Any],
-        message_log: Callable[[float], np.ndarray],
+        results: list[tuple[dict[str, Any], Callable[[float], np.ndarray]]],
     ) -> None:
-        """Rank 0: write the round's metrics (and messages), report progress."""
+        """Rank 0: write the round's metrics (and messages) of each trial, report progress."""
         cfg = self.cfg
-        values["wall_time"] = wall.now()
-        if cfg.run.eval_every and (r + 1) % cfg.run.eval_every == 0:
-            values["eval_return"] = evaluate(cfg, self.env_spec, learner, trial, r)
-        self.writer.write_round(trial, r, values)
-        if cfg.run.record_messages:
-            t = values["sim_time"] if cfg.time.mode == "simulated" else values["wall_time"]
-            self.writer.log_messages(message_log(t))
+        now = wall.now()
+        for trial, learner, (values, message_log) in zip(trials, learners, results):
+            values["wall_time"] = now
+            if cfg.run.eval_every and (r + 1) % cfg.run.eval_every == 0:
+                values["eval_return"] = evaluate(cfg, self.env_spec, learner, trial, r)
+            if cfg.run.record_messages:
+                t = values["sim_time"] if cfg.time.mode == "simulated" else values["wall_time"]
+                self.writer.log_messages(message_log(t))
+        self.writer.write_rounds(trials, r, [values for values, _ in results])
         if self.progress.due(r):
             self.writer.flush()  # a round the log reports is on disk
-        reward = values["reward"]
+        means = {k: np.stack([values[k] for values, _ in results]) for k in ("reward", *PROGRESS)}
+        reward = means.pop("reward")
         self.progress.update(
-            trial,
+            trials[-1],
             r,
             float(np.nanmean(reward)) if np.isfinite(reward).any() else float("nan"),
-            float(values["uplink_messages"].mean()),
-            float(values["uplink_bytes"].mean()),
-            float(np.mean(values["downlink_bytes"])),
+            *(float(means[k].mean()) for k in PROGRESS),
+            first=trials[0],
         )
 
 

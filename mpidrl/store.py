@@ -174,7 +174,7 @@ class RunWriter:
             for name, ds in self.file[group].items()
         }
         self._rows = rows
-        self._pending: list[tuple[int, int, Mapping[str, Any]]] = []
+        self._pending: list[tuple[range, int, Sequence[Mapping[str, Any]]]] = []
         self.flush_every = flush_every
         """seconds between writes to the file (0: every round; a dying job loses at most this much)"""
         self.file.flush()
@@ -233,41 +233,46 @@ class RunWriter:
             group.attrs[name] = getattr(ckpt, name)
         self.file.flush()
 
-    def truncate_messages(self, trial: int, round: int) -> None:
-        """Drop /messages rows of rounds at or after (trial, round): they are about to be run again."""
+    def truncate_messages(self, trial: int, round: int, batch: int = 1) -> None:
+        """Drop /messages rows that are about to be run again: rounds at or after ``round`` of the
+        ``batch`` trials run together from ``trial``, and every row of later trials."""
         if self.messages is None or self.messages.shape[0] == 0:
             return
         rows = self.messages[()]
-        keep = (rows["trial"] < trial) | ((rows["trial"] == trial) & (rows["round"] < round))
+        keep = (rows["trial"] < trial) | ((rows["trial"] < trial + batch) & (rows["round"] < round))
         self.messages.resize(int(keep.sum()), axis=0)
         if keep.sum():
             self.messages[:] = rows[keep]
 
     def write_round(self, trial: int, round: int, values: Mapping[str, Any]) -> None:
         """Queue one round's metrics (names of /metrics or /diagnostics); written at the next flush."""
-        if self._pending and self._pending[-1][0] != trial:
+        self.write_rounds(range(trial, trial + 1), round, [values])
+
+    def write_rounds(self, trials: range, round: int, values: Sequence[Mapping[str, Any]]) -> None:
+        """Queue one round of consecutive trials run together (``values[b]``: trial ``trials[b]``'s)."""
+        if self._pending and self._pending[-1][0] != trials:
             self.flush()
-        self._pending.append((trial, round, values))
+        self._pending.append((trials, round, values))
         if len(self._pending) >= self._rows or time.monotonic() - self._flushed >= self.flush_every:
             self.flush()
 
     def flush(self) -> None:
-        """Write the queued rounds of the current trial as one block per dataset, then flush the file."""
+        """Write the queued rounds of the current trials as one block per dataset, then flush the file."""
         if self._pending:
-            trial = self._pending[0][0]
+            trials = self._pending[0][0]
             first, last = self._pending[0][1], self._pending[-1][1]
             block = slice(first, last + 1)
             for name, ds in self._datasets.items():
                 if ds.shape[1] <= last:
                     ds.resize(last + 1, axis=1)
-                rows = [values.get(name) for _, _, values in self._pending]
-                if all(row is None for row in rows):
+                cells = [(r - first, b, v.get(name)) for _, r, values in self._pending for b, v in enumerate(values)]
+                if all(cell is None for *_, cell in cells):
                     continue
-                data = np.full((last + 1 - first, *ds.shape[2:]), _fill(ds.dtype), dtype=ds.dtype)
-                for (_, r, _), row in zip(self._pending, rows):
-                    if row is not None:
-                        data[r - first] = row
-                ds[trial, block] = data
+                data = np.full((len(trials), last + 1 - first, *ds.shape[2:]), _fill(ds.dtype), dtype=ds.dtype)
+                for r, b, cell in cells:
+                    if cell is not None:
+                        data[b, r] = cell
+                ds[trials.start : trials.stop, block] = data
             self.file.attrs["rounds_done"] = last + 1
             self._pending.clear()
         self.file.flush()

@@ -71,3 +71,9 @@ def test_gradient_ab_checks_identity_and_reports_speedups():
     out = bench("gradient_ab.py")
     # the script raises unless es_gradient equals the plain sum bit for bit
     assert len(re.findall(r"^(True|False) \| \d+ \| \d+ \| [\d.e-]+ \| [\d.e-]+ \| ", out, re.M)) == 4, out
+
+
+def test_gridworlds_times_both_modes_and_checks_their_results_agree(tmp_path):
+    out = bench("gridworlds.py", "--out-dir", str(tmp_path), "--algos", "dql,es")
+    # the script exits non-zero in --quick mode unless batched and one-by-one results are identical
+    assert len(re.findall(r"^1 \| (dql|es) \| [\d.]+ \| [\d.]+ \| [\d.]+x \| yes \|", out, re.M)) == 2, out

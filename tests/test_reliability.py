@@ -54,11 +54,12 @@ def start(nprocs, args):
 
 
 def wait_for_round(proc, trial, round, timeout=60):
-    """Read the progress lines until one reports ``round`` (1-based) of ``trial`` or later."""
+    """Read the progress lines until one reports ``round`` (1-based) of ``trial`` or later (a batch of
+    trials run together, "trials 1-2/3", counts as its last trial)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
-        seen = re.search(r"trial (\d+)/\d+ round (\d+)/", line)
+        seen = re.search(r"trials? (?:\d+-)?(\d+)/\d+ round (\d+)/", line)
         if seen and (int(seen[1]), int(seen[2])) >= (trial, round):
             return
         if not line and proc.poll() is not None:

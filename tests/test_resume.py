@@ -33,6 +33,25 @@ CASES = {
     "dql": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="dql"', "run.rounds=30"],
     "ebcdql": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="ebcdql"', "run.rounds=30"],
     "davia": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="davia"', "run.rounds=30"],
+    "dql-batch": ['env.id="mpidrl/WindyGrid-v0"', 'algo.name="dql"', "run.rounds=30", "run.trial_batch=2"],
+    "ebcdql-batch": [
+        'env.id="mpidrl/SimpleGrid-v0"',
+        "env.gamma=0.9",
+        'algo.name="ebcdql"',
+        "run.rounds=30",
+        "run.trial_batch=2",
+        "run.record_messages=true",
+    ],
+    "davia-batch": ['env.id="mpidrl/FrozenLake5x5-v0"', 'algo.name="davia"', "run.rounds=30", "run.trial_batch=2"],
+    "es-batch": [
+        'env.id="mpidrl/SimpleGrid-v0"',
+        "run.rounds=12",
+        "algo.sigma=0.1",
+        "policy.hidden=[4]",
+        "run.trial_batch=2",
+        "run.eval_every=3",
+        "run.eval_episodes=1",
+    ],
     "rennala-nigt": [
         'algo.name="rennala-nigt"',
         "algo.M=4",
@@ -74,7 +93,7 @@ class StopAt(Progress):
         super().__init__(0, cfg.run.trials, cfg.run.rounds, stream=io.StringIO(), bar=False)
         self.stop, self.stop_after = stop, stop_after
 
-    def update(self, trial, round, *args):
+    def update(self, trial, round, *args, **kwargs):
         if (trial, round) == (1, self.stop_after):
             self.stop.signum = signal.SIGTERM
 
@@ -95,7 +114,8 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, name):
     with pytest.raises(Interrupted):
         Experiment(cfg, env_spec, out, Runtime(), progress=StopAt(cfg, stop, 5), stop=stop).run()
     _, attrs = metrics(out)
-    assert attrs["status"] == "interrupted" and attrs["trials_done"] == 1
+    # stopped in trial 2 (index 1): after trial 1 alone, or inside the batch of trials 1 and 2
+    assert attrs["status"] == "interrupted" and attrs["trials_done"] == (0 if cfg.run.trial_batch > 1 else 1)
     mpirun(2, ["run", "--resume", str(out)], timeout=180)
     got, attrs = metrics(out)
     want, _ = metrics(ref)

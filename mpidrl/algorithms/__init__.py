@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpidrl.algorithms import afedpg, davia, es, espc, lapg, nigt, qlearning
+from mpidrl.algorithms import afedpg, batched, davia, es, espc, lapg, nigt, qlearning
 from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.config import ALGO_PARAMS, Config, ConfigError
 from mpidrl.envs import EnvSpec, available_memory, footprint, make_env, spec_of
@@ -63,6 +63,7 @@ def check(cfg: Config, node_share: float = 1.0) -> EnvSpec:
             f"agents.placement: {cfg.algo.name} cannot place agents dynamically (its agents keep state between "
             'rounds or it has its own protocol); use "blocks" or "auto"'
         )
+    batched.check(cfg, env_spec)
     check_memory(cfg, spec.policy_size(cfg, env_spec), node_share)
     return env_spec
 

@@ -11,7 +11,10 @@ predicted decrease of the objective from a step eps along g is large enough:
 
     g^T (I - (eps/2) A) g >= lambda / rho^max(N - 1 - k, 0),    k the episode (round) index.
 
-g^T A g is computed as ||F g||^2 / T with F the [T, d] feature rows, so A is never formed. The learner
+g^T A g is computed as ||F g||^2 / T with F the [T, d] feature rows, so A is never formed; with one-hot
+features F g picks one entry of g per step and F^T x sums x per (s, a), so F is never formed either.
+Every sum runs in a fixed order (over the steps, then over the d entries of g . g) whether one episode
+or a batch of them is computed (``[run] trial_batch``), so both give the same bits. The learner
 steps w <- w - eps * mean of the received g, or keeps w when nothing arrived.
 *(reconstructed from the report's framework, as reference/algorithms.md says; the paper's exact form
 was not available.)*
@@ -28,6 +31,45 @@ from mpidrl.algorithms.qlearning import ValueWorker, check_tabular
 from mpidrl.policies.qfunctions import LinearQ, greedy_actor
 
 
+def davia_gradients(
+    w: np.ndarray,
+    n_actions: int,
+    states: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    steps: np.ndarray,
+    terminated: np.ndarray,
+    gamma: float,
+    reg: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """g of E episodes with one-hot features, and each step's feature index s * n_actions + a.
+
+    w is [E, d] (each episode's weights), states [E, T + 1], actions and rewards [E, T], steps and
+    terminated [E] (episodes padded to the longest). Every sum runs over the steps in order, so an
+    episode's g does not depend on the others in the batch.
+    """
+    n_envs, d = w.shape
+    valid = np.arange(actions.shape[1]) < steps[:, None]
+    index = states[:, :-1] * n_actions + actions
+    rows = np.arange(n_envs)[:, None]
+    q_next = w.reshape(n_envs, -1, n_actions)[rows, states[:, 1:]].max(axis=2)
+    last = np.arange(actions.shape[1]) == steps[:, None] - 1
+    bootstrap = np.where(last & terminated[:, None], 0.0, q_next)
+    residual = w[rows, index] - rewards - gamma * bootstrap
+    flat = (rows * d + index)[valid]
+    sums = np.bincount(flat, residual[valid], minlength=n_envs * d).reshape(n_envs, d)
+    return sums / steps[:, None] + reg * w, index
+
+
+def predicted_decreases(g: np.ndarray, index: np.ndarray, steps: np.ndarray, step: float) -> np.ndarray:
+    """g^T (I - (eps/2) A) g of each episode, A = F^T F / T: ||F g||^2 = sum_t g[index_t]^2 in step order."""
+    n_envs = g.shape[0]
+    valid = np.arange(index.shape[1]) < steps[:, None]
+    rows = np.broadcast_to(np.arange(n_envs)[:, None], index.shape)
+    fg2 = np.bincount(rows[valid], g[rows, index][valid] ** 2, minlength=n_envs)
+    return np.cumsum(g * g, axis=1)[:, -1] - 0.5 * step * fg2 / steps
+
+
 def davia_gradient(
     model: LinearQ,
     w: np.ndarray,
@@ -38,18 +80,25 @@ def davia_gradient(
     gamma: float,
     reg: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """g of one episode (states s_0..s_T, T actions and rewards) and its feature rows F [T, d]."""
-    q = model.table(w)
-    features = model.features(states[:-1], actions)
-    bootstrap = np.where(terminal, 0.0, q[states[1:]].max(axis=1))
-    residual = features @ w - rewards - gamma * bootstrap
-    return features.T @ residual / len(actions) + reg * w, features
+    """g of one episode (states s_0..s_T, T actions and rewards, per-step terminal flags) and the
+    steps' feature indices (:func:`davia_gradients` for a batch of one)."""
+    g, index = davia_gradients(
+        w[None],
+        model.n_actions,
+        states[None],
+        actions[None],
+        rewards[None],
+        np.array([len(actions)]),
+        np.array([bool(terminal[-1])]),
+        gamma,
+        reg,
+    )
+    return g[0], index[0]
 
 
-def predicted_decrease(g: np.ndarray, features: np.ndarray, step: float) -> float:
-    """g^T (I - (eps/2) A) g with A = F^T F / T."""
-    fg = features @ g
-    return float(g @ g - 0.5 * step * (fg @ fg) / len(features))
+def predicted_decrease(g: np.ndarray, index: np.ndarray, step: float) -> float:
+    """g^T (I - (eps/2) A) g of one episode with feature indices ``index``."""
+    return float(predicted_decreases(g[None], index[None], np.array([index.size]), step)[0])
 
 
 def upload_threshold(lam: float, rho: float, horizon: int, round: int) -> float:
@@ -99,10 +148,10 @@ class DAVIAWorker(ValueWorker):
     def act(self, round: int, agent: int) -> AgentResult:
         p = self.ctx.cfg.algo
         traj = self.episode(round, agent)
-        g, features = davia_gradient(
+        g, index = davia_gradient(
             self.model, self.w, traj.states, traj.actions, traj.rewards, traj.terminals(), self.ctx.cfg.env.gamma, p.reg
         )
-        decrease = predicted_decrease(g, features, p.step)
+        decrease = predicted_decrease(g, index, p.step)
         send = decrease >= upload_threshold(p.lam, p.rho, p.horizon, round)
         return self.result(traj, g if send else None, (decrease,))
 

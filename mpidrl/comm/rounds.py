@@ -98,3 +98,43 @@ def sync_round(
         stats, ranks = stats[np.argsort(order)], ranks[np.argsort(order)]
         messages.sort(key=lambda item: item[0])
     return RoundResult(stats, messages, downlink_bytes, ranks)
+
+
+def batch_round(rt: Runtime, spec: AlgorithmSpec, learner, worker, round: int, n: int) -> list[RoundResult] | None:
+    """One synchronous round of a batch of B trials (``[run] trial_batch``), with one collective of each
+    kind for the whole batch: the broadcast carries the B payloads, the gathers every (agent, trial)'s
+    statistics row and message. Returns one :class:`RoundResult` per trial on rank 0, None elsewhere.
+
+    Accounting is per trial, as if the trials ran one by one: each agent of trial b receives trial b's
+    payload (a B-th of the broadcast) and sends its own message.
+    """
+    n_trials = len(worker.trials)
+    payload = rt.broadcast(learner.downlink() if rt.is_root else None, spec.downlink_dtype)
+    downlink_bytes = int(payload.nbytes) // n_trials
+    worker.receive(payload)
+
+    rows, messages = worker.act(round)  # rows [hosted agents, B, width]; messages agent-major
+    chunks = [
+        np.ascontiguousarray(m, dtype=spec.uplink_dtype).reshape(-1).view(np.uint8) for m in messages if m is not None
+    ]
+    width = rows.shape[2]
+    stats = rt.gather_rows(rows.reshape(len(worker.agents), -1), n)
+    counts = None
+    if rt.is_root:
+        stats = stats.reshape(n, n_trials, width)
+        counts = [int(stats[b, :, _NBYTES].sum()) for b in blocks(n, rt.size)]
+    data = rt.gather_bytes(np.concatenate(chunks) if chunks else np.empty(0, np.uint8), counts)
+    if not rt.is_root:
+        return None
+
+    received: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n_trials)]
+    records = data.view(spec.uplink_dtype)  # every message is whole records: slice them out of one view
+    sizes = stats[:, :, _NBYTES].astype(np.int64) // spec.uplink_dtype.itemsize
+    ends = np.cumsum(sizes).reshape(n, n_trials).tolist()
+    sizes, sent = sizes.tolist(), stats[:, :, _SENT].tolist()
+    for agent in range(n):
+        for b in range(n_trials):
+            if sent[agent][b]:
+                received[b].append((agent, records[ends[agent][b] - sizes[agent][b] : ends[agent][b]]))
+    owners = block_owners(n, rt.size)
+    return [RoundResult(stats[:, b], received[b], downlink_bytes, owners) for b in range(n_trials)]

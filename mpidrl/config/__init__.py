@@ -42,6 +42,10 @@ class RunConfig:
     """seconds between progress lines on rank 0"""
     checkpoint_every: int = 10
     """save a resumable checkpoint every this many rounds (0: only when stopped by a signal)"""
+    trial_batch: int = 1
+    """run this many trials at once, as arrays (dql, ebcdql, davia and es on the grid worlds; 1: one trial at
+    a time); each trial's results are the same bits whatever the batch; the trials of a batch share one
+    wall clock, and a checkpoint holds the whole batch"""
 
     def check(self, key: str) -> None:
         require(0 <= self.seed < 2**63, f"{key}.seed", f"must be in [0, 2^63), got {self.seed}")
@@ -52,6 +56,7 @@ class RunConfig:
         require(self.eval_episodes >= 1, f"{key}.eval_episodes", "must be >= 1")
         require(self.log_every > 0, f"{key}.log_every", f"must be > 0, got {self.log_every}")
         require(self.checkpoint_every >= 0, f"{key}.checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        require(self.trial_batch >= 1, f"{key}.trial_batch", f"must be >= 1, got {self.trial_batch}")
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ class AgentsConfig:
     placement: Literal["auto", "blocks", "dynamic"] = "auto"
     """which rank runs which agent in synchronous rounds: "blocks" (contiguous blocks, one per rank),
     "dynamic" (ranks start on their block, then take over agents other ranks have not started; only for
-    algorithms whose agents keep no state between rounds: es, es-fixed), "auto" (dynamic where allowed).
+    algorithms whose agents keep no state between rounds: es, es-fixed; batched trials use blocks), "auto"
+    (dynamic where allowed).
     Results are the same whatever the placement."""
 
     def check(self, key: str) -> None:

@@ -84,9 +84,9 @@ class MLP:
                 return int((x @ w_out + b_out).argmax())
 
             if self.spec.discrete_obs:
-                # Over a few discrete states a deterministic policy is a lookup table, built with the same
-                # per-state forward pass (obs is the state's one-hot vector), so the actions are identical.
-                table = [greedy(row) for row in np.eye(self.spec.discrete_obs)]
+                # Over a few discrete states a deterministic policy is a lookup table (obs is the state's
+                # one-hot vector), computed as for a batch of policies so both give the same actions.
+                table = self.greedy_table(theta[None])[0].tolist()
                 if raw:
                     return lambda obs: table[int(obs)]
                 return lambda obs: table[int(obs.argmax())]
@@ -99,6 +99,29 @@ class MLP:
             return low + (np.tanh(x @ w_out + b_out) + 1.0) * half
 
         return squashed
+
+    def greedy_table(self, thetas: np.ndarray) -> np.ndarray:
+        """int64 [E, n_states]: the greedy action in every one-hot state of each of E parameter vectors.
+
+        The first layer of a one-hot input is a row of W; later layers sum their inputs one by one in
+        index order, so a row of the result depends only on its own parameters, whatever E is.
+        """
+        n = thetas.shape[0]
+        x, pos = None, 0
+        for i, (fan_in, fan_out) in enumerate(self.shapes):
+            w = thetas[:, pos : pos + fan_in * fan_out].reshape(n, fan_in, fan_out)
+            pos += fan_in * fan_out
+            b = thetas[:, None, pos : pos + fan_out]
+            pos += fan_out
+            if x is None:
+                z = w + b
+            else:
+                z = x[:, :, 0, None] * w[:, None, 0, :]
+                for k in range(1, fan_in):
+                    z = z + x[:, :, k, None] * w[:, None, k, :]
+                z = z + b
+            x = self.activation(z) if i < len(self.shapes) - 1 else z
+        return x.argmax(axis=2)
 
 
 def make_policy(cfg: PolicyConfig, spec: EnvSpec) -> MLP:

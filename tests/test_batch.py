@@ -1,0 +1,211 @@
+"""Batched trials (``run.trial_batch``): vectorised grids, exploration draws and policies reproduce the
+unbatched numbers exactly, and a trial's results depend neither on the batch size nor on the ranks."""
+
+import io
+import signal
+
+import h5py
+import numpy as np
+import pytest
+from helpers import mpirun, write_config
+from test_reliability import start, wait_for_round
+
+from mpidrl import algorithms, rng
+from mpidrl.algorithms.batched import BatchDQLWorker, ExplorationDraws
+from mpidrl.algorithms.davia import davia_gradients, predicted_decreases
+from mpidrl.comm import Runtime
+from mpidrl.config import ConfigError, load
+from mpidrl.envs import make_env, spec_of
+from mpidrl.envs.batch import GridBatch, run_episodes
+from mpidrl.envs.grids import IDS
+from mpidrl.log import Progress
+from mpidrl.policies import MLP
+from mpidrl.run import Experiment
+from mpidrl.store import read_messages, read_run
+
+
+@pytest.mark.parametrize("env_id, kwargs", [(env_id, "{}") for env_id in IDS] + [(IDS[2], "{is_slippery = false}")])
+def test_grid_batch_steps_like_the_gymnasium_environment(env_id, kwargs):
+    cfg = load(None, [f'env.id="{env_id}"', "env.max_steps=30", f"env.kwargs={kwargs}"]).env
+    grid = GridBatch(cfg)
+    assert grid.random == (env_id != IDS[0] and kwargs == "{}")
+    seeds = [3, 17, 99, 12345]
+    plan = np.random.default_rng(0).integers(5, size=(len(seeds), 30))
+    ep = run_episodes(grid, len(seeds), lambda t, envs, s: plan[envs, t], 0.9, seeds)
+    for e, seed in enumerate(seeds):
+        env = make_env(cfg)
+        state, _ = env.reset(seed=seed)
+        assert ep.states[e, 0] == state
+        for t in range(30):
+            state, reward, terminated, truncated, _ = env.step(int(plan[e, t]))
+            assert (ep.states[e, t + 1], ep.rewards[e, t]) == (state, reward)
+            if terminated or truncated:
+                break
+        assert ep.steps[e] == t + 1 and ep.terminated[e] == terminated
+
+
+def test_grid_batch_refuses_other_environments():
+    with pytest.raises(ConfigError, match="run.trial_batch: batched trials need one of mpidrl's grid worlds"):
+        GridBatch(load(None, []).env)
+
+
+def explore_draws(seed, trial, round, agent, blocks):
+    """What qlearning.explore_episode draws from the stream, block after block."""
+    gen = rng.generator(seed, trial, rng.Stream.EXPLORE, round, agent)
+    out = [(gen.random(64), gen.integers(5, size=64), gen.random(64)) for _ in range(blocks)]
+    return [np.concatenate(part) for part in zip(*out)]
+
+
+@pytest.mark.parametrize("replay", [False, True])
+def test_exploration_draws_are_numpys_draws(replay):
+    trials, agents = np.array([0, 1, 7, 7]), np.array([0, 4, 2, 3])
+    draws = ExplorationDraws(11, trials, agents, 5, 5)
+    if replay:
+        draws.replayed = {1, 2}  # the path taken after a rejection must give the same numbers
+    envs = np.arange(4)
+    got = [np.stack(col, axis=1) for col in zip(*(draws.at(t, envs) for t in range(150)))]
+    for e in envs:
+        want = explore_draws(11, int(trials[e]), 5, int(agents[e]), 3)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g[e], w[:150])
+
+
+def test_greedy_table_rows_do_not_depend_on_the_batch():
+    env = make_env(load(None, ['env.id="mpidrl/SimpleGrid-v0"']).env)
+    mlp = MLP(spec_of(env), (4, 4))
+    thetas = np.stack([mlp.init(np.random.default_rng(i)) * 3 for i in range(6)])
+    table = mlp.greedy_table(thetas)
+    for i in range(6):
+        np.testing.assert_array_equal(mlp.greedy_table(thetas[i : i + 1])[0], table[i])
+        assert [mlp.actor(thetas[i])(np.eye(25)[s]) for s in range(25)] == table[i].tolist()
+
+
+def test_davia_gradients_of_a_batch_equal_those_of_single_episodes():
+    gen = np.random.default_rng(1)
+    w = gen.standard_normal((3, 125))
+    states, actions = gen.integers(25, size=(3, 9)), gen.integers(5, size=(3, 8))
+    rewards, steps, terminated = -np.ones((3, 8)), np.array([8, 3, 5]), np.array([True, False, True])
+    g, index = davia_gradients(w, 5, states, actions, rewards, steps, terminated, 0.9, 1e-3)
+    decrease = predicted_decreases(g, index, steps, 1.0)
+    for e in range(3):
+        t = steps[e]
+        g1, i1 = davia_gradients(
+            w[e : e + 1], 5, states[e : e + 1, : t + 1], actions[e : e + 1, :t], rewards[e : e + 1, :t],
+            steps[e : e + 1], terminated[e : e + 1], 0.9, 1e-3,
+        )  # fmt: skip
+        np.testing.assert_array_equal(g1[0], g[e])
+        assert predicted_decreases(g1, i1, steps[e : e + 1], 1.0)[0] == decrease[e]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (['algo.name="espc"', "algo.m=1"], "batched trials support dql, ebcdql, davia, es, not espc"),
+        (['algo.name="dql"', 'time.mode="simulated"'], 'need time.mode = "real"'),
+        (['algo.downlink="returns"'], 'batched ES needs algo.downlink = "params"'),
+        (["algo.episodes=2"], "and algo.episodes = 1"),
+    ],
+)
+def test_unsupported_batches_are_refused(overrides, message):
+    cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', "run.trial_batch=4", *overrides])
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        algorithms.check(cfg)
+
+
+GRID = """
+[run]
+seed = 3
+trials = 4
+rounds = 25
+record_messages = true
+[env]
+id = "mpidrl/WindyGrid-v0"
+gamma = 0.9
+[agents]
+n = 3
+[algo]
+name = "{algo}"
+[policy]
+hidden = [4]
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("algo", ["dql", "ebcdql", "davia", "es"])
+def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo):
+    cfg = write_config(tmp_path / "c.toml", GRID.format(algo=algo))
+    runs, messages = {}, {}
+    for ranks, batch in ((1, 1), (2, 3), (3, 4)):
+        out = tmp_path / f"r{ranks}b{batch}.h5"
+        mpirun(ranks, ["run", str(cfg), "--out", str(out), "--set", f"run.trial_batch={batch}"], timeout=120)
+        runs[ranks, batch] = read_run(out)
+        rows = read_messages(out)[["trial", "round", "direction", "agent", "kind", "nbytes"]]
+        messages[ranks, batch] = np.sort(
+            rows, order=["trial", "round", "direction", "agent"]
+        )  # batches log round-major
+    ref = runs[1, 1]
+    assert (ref.metrics["uplink_messages"] > 0).any()
+    for key, run in runs.items():
+        for name, values in ref.metrics.items():
+            if name != "wall_time":
+                np.testing.assert_array_equal(values, run.metrics[name], err_msg=f"{key} {name}")
+        for name, values in ref.diagnostics.items():
+            np.testing.assert_array_equal(values, run.diagnostics[name], err_msg=f"{key} {name}")
+        np.testing.assert_array_equal(messages[key], messages[1, 1])
+
+
+BATCHED = """
+[run]
+seed = 2
+trials = 3
+rounds = {rounds}
+trial_batch = {batch}
+checkpoint_every = 50
+log_every = 0.01
+[env]
+id = "mpidrl/SimpleGrid-v0"
+gamma = 0.9
+[agents]
+n = 4
+[algo]
+name = "ebcdql"
+"""
+
+
+@pytest.mark.mpi
+def test_sigterm_stops_a_batch_and_resume_equals_trials_run_one_by_one(tmp_path):
+    ref, out = tmp_path / "ref.h5", tmp_path / "stopped.h5"
+    mpirun(1, ["run", str(write_config(tmp_path / "one.toml", BATCHED.format(rounds=300, batch=1))), "--out", str(ref)])
+    cfg = write_config(tmp_path / "batch.toml", BATCHED.format(rounds=300, batch=2))
+    proc = start(2, ["run", str(cfg), "--out", str(out)])
+    wait_for_round(proc, 2, 30)  # progress lines name the batch: "trials 1-2/3 round ..."
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "interrupted" and f.attrs["trials_done"] in (0, 2)
+    mpirun(3, ["run", "--resume", str(out)], timeout=120)
+    got, want = read_run(out), read_run(ref)
+    assert got.attrs["status"] == "complete"
+    for name, values in want.metrics.items():
+        if name != "wall_time":
+            np.testing.assert_array_equal(got.metrics[name], values, err_msg=name)
+
+
+def test_a_failing_batch_marks_the_run_file_failed(tmp_path, monkeypatch):
+    cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', 'algo.name="dql"', "run.trials=4", "run.trial_batch=2"])
+    env_spec = algorithms.check(cfg)
+    act = BatchDQLWorker.act
+
+    def failing(self, round):
+        if self.trials[0] == 2 and round == 3:
+            raise RuntimeError("injected failure")
+        return act(self, round)
+
+    monkeypatch.setattr(BatchDQLWorker, "act", failing)
+    out = tmp_path / "r.h5"
+    with pytest.raises(RuntimeError, match="injected failure"):
+        Experiment(cfg, env_spec, out, Runtime(), progress=Progress(0, 4, 100, stream=io.StringIO(), bar=False)).run()
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "failed" and f.attrs["trials_done"] == 2
+        assert np.isfinite(f["metrics/reward"][:2]).all() and np.isfinite(f["metrics/reward"][2:, :3]).all()
