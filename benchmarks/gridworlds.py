@@ -5,7 +5,7 @@ configs/report/fig3_4_simplegrid_ALGO.toml`` (process start-up included) with ``
 ("one by one") and with all trials in one batch ("batched"), the two alternating algorithm by algorithm,
 ``--repeats`` times. "One by one" can also run another commit's code (``--before COMMIT``, exported
 with ``git archive`` and put first on PYTHONPATH; commits without trial_batch get no --set for it).
-After each pair it checks that both run files hold the same metrics (all but wall_time) and
+After each pair it checks that both run files hold the same metrics (all but wall_time and rank) and
 diagnostics, and says so; ``--quick`` (the smoke test) fails unless they do. The load average is
 printed beside every time: the machine may be shared.
 
@@ -59,9 +59,9 @@ def timed_run(algo: str, args: argparse.Namespace, batch: int | None, out: Path,
 
 
 def same_results(a: Path, b: Path) -> bool:
-    """Whether two run files hold the same metrics (but wall_time) and diagnostics, NaN where NaN."""
+    """Whether two run files hold the same metrics (but wall_time and rank) and diagnostics, NaN where NaN."""
     x, y = read_run(a), read_run(b)
-    names = [k for k in x.metrics if k != "wall_time"]
+    names = [k for k in x.metrics if k not in ("wall_time", "rank")]  # rank: where agents ran
     return all(np.array_equal(x.metrics[k], y.metrics[k], equal_nan=True) for k in names) and all(
         np.array_equal(x.diagnostics[k], y.diagnostics[k], equal_nan=True) for k in x.diagnostics
     )

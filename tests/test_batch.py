@@ -147,7 +147,7 @@ def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo):
     assert (ref.metrics["uplink_messages"] > 0).any()
     for key, run in runs.items():
         for name, values in ref.metrics.items():
-            if name != "wall_time":
+            if name not in ("wall_time", "rank"):  # rank: where each agent ran
                 np.testing.assert_array_equal(values, run.metrics[name], err_msg=f"{key} {name}")
         for name, values in ref.diagnostics.items():
             np.testing.assert_array_equal(values, run.diagnostics[name], err_msg=f"{key} {name}")
@@ -188,7 +188,7 @@ def test_sigterm_stops_a_batch_and_resume_equals_trials_run_one_by_one(tmp_path)
     got, want = read_run(out), read_run(ref)
     assert got.attrs["status"] == "complete"
     for name, values in want.metrics.items():
-        if name != "wall_time":
+        if name not in ("wall_time", "rank"):  # rank: where each agent ran
             np.testing.assert_array_equal(got.metrics[name], values, err_msg=name)
 
 
