@@ -6,7 +6,8 @@
    block takes over agents the other has not started). Steps and time come from the run file: the sum of
    /metrics/steps over the wall time at the last round. The three settings take turns, repeated
    ``--repeats`` times; the speed-up is the ratio of medians and of each repeat's pair. Also printed:
-   the lock-step cap, the best speed-up two fixed blocks of the measured episodes allow, and, as the
+   the step-count bound of fixed blocks (all steps over the larger block's, round by round: the
+   speed-up of lock-step blocks if every step cost the same), and, as the
    machine's own limit, two independent 1-process runs at the same time ("two copies": the sum of
    their rates over one run's rate).
 2. Waiting: ``mpiexec -n 3`` (oversubscribed on 2 cores): ranks 1 and 2 each do the same fixed amount of
@@ -152,7 +153,7 @@ def main() -> None:
                 f"per repeat median [min, max] = {spread(pairs)}"
             )
         cap = lockstep_cap(out_dir / f"scaling_{n}_np2_blocks_0.h5")
-        print(f"lock-step cap of the last 2-process blocks run (fixed blocks of these episodes): {cap:.3f}")
+        print(f"step-count bound of fixed blocks (equal step costs), last 2-process blocks run: {cap:.3f}")
     if not args.skip_wait:
         iterations = 200 if args.quick else args.iterations
         print(f"waiting: mpiexec -n 3, workers do {iterations} work units each")
