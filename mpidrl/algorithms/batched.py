@@ -23,6 +23,7 @@ So a trial's results depend neither on the batch size nor on the number of ranks
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
 import numpy as np
@@ -166,7 +167,7 @@ class BatchQLearner(BatchLearner):
             learner.theta = q[b * n_states : (b + 1) * n_states].reshape(-1)
 
 
-class BatchWorker:
+class BatchWorker(abc.ABC):
     """The rank's agents in every trial of a batch; :meth:`act` runs all their episodes of a round."""
 
     diagnostics: tuple[str, ...] = ()
@@ -191,9 +192,9 @@ class BatchWorker:
         pairs = zip(self.env_trial.tolist(), self.env_agent.tolist())
         return [rng.reset_seed(seed, self.trials[b], round, agent) for b, agent in pairs]
 
+    @abc.abstractmethod
     def act(self, round: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
         """Rows [hosted agents, B, stats + diagnostics] and each environment's message (None: silent)."""
-        raise NotImplementedError
 
     def rows(self, ep: Episodes, messages: list[np.ndarray | None], *diagnostics: np.ndarray) -> np.ndarray:
         """The statistics rows of a round (columns of :data:`mpidrl.comm.rounds.STAT_COLUMNS`)."""
