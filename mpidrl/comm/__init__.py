@@ -89,7 +89,7 @@ def block_owners(n: int, size: int) -> np.ndarray:
 class AgentClaims:
     """Dynamic placement: ranks claim the agents of a synchronous round, each index exactly once.
 
-    Every rank exposes one counter per rank parity in an MPI window (two int64 slots, alternate rounds
+    Every rank exposes the counter of its own block in an MPI window (two int64 slots: alternate rounds
     use alternate slots). A rank first claims the agents of its own block, front to back, from its own
     counter; when its block is done it claims the not-yet-started agents of the other ranks' blocks
     from their counters. Claims are atomic ``Fetch_and_op`` additions in a passive-target epoch, which
