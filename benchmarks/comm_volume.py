@@ -124,15 +124,16 @@ METRICS = ("uplink_messages", "uplink_bytes", "downlink_bytes", "control_message
 
 def parameter_count(run, case: Case) -> int:
     """d: the number of learned parameters, from the run file's own description of the run."""
-    from mpidrl.algorithms import Context, lookup
+    from mpidrl import registry
     from mpidrl.config import from_dict
     from mpidrl.envs import make_env, spec_of
+    from mpidrl.protocols import Context
 
     cfg = from_dict(run.config)
     env = make_env(cfg.env)
     ctx = Context(cfg, 0, spec_of(env))
     env.close()
-    learner = lookup(cfg.algo.name).learner(ctx)
+    learner = registry.lookup(cfg.algo.name).learner(ctx)
     state = learner.state_dict()
     for key in ("theta", "q", "w"):
         if key in state:

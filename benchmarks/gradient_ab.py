@@ -18,8 +18,8 @@ import numpy as np
 from _common import es_config, machine, spread
 
 from mpidrl import rng
-from mpidrl.algorithms import Context
 from mpidrl.algorithms.es import centered_ranks, es_gradient
+from mpidrl.protocols import Context
 
 
 def plain_gradient(ctx: Context, round: int, agents: list[int], returns: np.ndarray, size: int) -> np.ndarray:

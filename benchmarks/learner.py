@@ -20,8 +20,9 @@ import time
 import numpy as np
 from _common import es_config, load, machine
 
-from mpidrl.algorithms import Context, lookup
+from mpidrl import registry
 from mpidrl.envs import EnvSpec
+from mpidrl.protocols import Context
 
 SPEC = EnvSpec(obs_dim=4, discrete_obs=0, n_actions=2, act_dim=0)
 """CartPole's shapes: d = 7 h + 2 for one hidden layer of h units"""
@@ -31,7 +32,7 @@ def rounds_per_second(n: int, d: int, antithetic: bool, min_time: float) -> tupl
     """(rounds per second of the learner update, actual d) for n agents and about d parameters."""
     h = max(1, round((d - 2) / 7))
     cfg = es_config("CartPole-v1", n, (h,), antithetic=antithetic)
-    learner = lookup("es").learner(Context(cfg, 0, SPEC))
+    learner = registry.lookup("es").learner(Context(cfg, 0, SPEC))
     returns = np.random.default_rng(0).standard_normal(n)
     messages = [(a, np.array([returns[a]])) for a in range(n)]
     done, t0 = 0, time.perf_counter()

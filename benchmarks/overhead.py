@@ -30,13 +30,12 @@ import gymnasium as gym
 import numpy as np
 from _common import es_config, load, machine, spread
 
-from mpidrl import rng
-from mpidrl.algorithms import Context, lookup
+from mpidrl import registry, rng
 from mpidrl.algorithms.es import perturbation
 from mpidrl.comm import Runtime
-from mpidrl.comm.rounds import sync_round
 from mpidrl.envs import make_env, spec_of
 from mpidrl.policies import make_policy
+from mpidrl.protocols import Context, SyncRounds
 
 SETTINGS = {
     # env id: (hidden, agents, rounds, quick agents, quick rounds)
@@ -75,9 +74,8 @@ def measure(
     spec = spec_of(probe)
     probe.close()
     ctx = Context(cfg, 0, spec)
-    algo = lookup("es")
-    rt = Runtime()
-    learner, worker = algo.learner(ctx), algo.worker(ctx, range(n))
+    rounds_ = SyncRounds(registry.lookup("es"), ctx, Runtime())
+    learner = rounds_.learner
     policy = make_policy(cfg.policy, spec)
     bare_envs = {
         "bare": [gym.make(env_id) for _ in range(n)],
@@ -98,14 +96,15 @@ def measure(
             times = []
             for _ in range(inner):  # the round's episodes only depend on the learner's theta: repeatable
                 t0 = time.perf_counter()
-                res = sync_round(rt, algo, learner, worker, r, n)
+                state = learner.state_dict()
+                (record,) = rounds_.run(r)
                 times.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            learner.update(r, res.messages)
-            dt = min(times) + time.perf_counter() - t0
+                if len(times) < inner:
+                    learner.load_state_dict(state)  # the same round again, from the same theta
+            dt = min(times)
             if profile:
                 profile.disable()
-            returns["frame"] = list(res.stats[:, 1])
+            returns["frame"] = list(record.values["return"])
             return dt
 
         def bare(kind, thetas=thetas, seeds=seeds, returns=returns):

@@ -14,7 +14,7 @@ import io
 import tempfile
 from pathlib import Path
 
-from mpidrl import algorithms
+from mpidrl import validate
 from mpidrl.comm import Runtime
 from mpidrl.config import load
 from mpidrl.log import Progress
@@ -53,7 +53,7 @@ def soak(
         ],
     )
     sampler = Sampler(rounds, every)
-    Experiment(cfg, algorithms.check(cfg), out, Runtime(), progress=sampler).run()
+    Experiment(cfg, validate.check(cfg).env_spec, out, Runtime(), progress=sampler).run()
     return sampler.samples
 
 

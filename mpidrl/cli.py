@@ -23,17 +23,15 @@ class InputError(Exception):
     """Bad input: reported as one line, exit status 2."""
 
 
-def _config(args: argparse.Namespace, node_share: float = 1.0):
-    from mpidrl import algorithms, timing
-    from mpidrl.config import ConfigError, load
+def _checked(args: argparse.Namespace, node_share: float = 1.0):
+    """The config file and ``--set`` overrides of ``args``, checked (:mod:`mpidrl.validate`)."""
+    from mpidrl.config import ConfigError
+    from mpidrl.validate import load_checked
 
     try:
-        cfg = load(args.config, args.set or [])
-        env_spec = algorithms.check(cfg, node_share)
-        timing.check(cfg.time, cfg.agents.n, algorithms.policy_size(cfg, env_spec))
+        return load_checked(args.config, args.set or [], node_share)
     except ConfigError as exc:
         raise InputError(str(exc)) from None
-    return cfg, env_spec
 
 
 def check_output(path: Path, overwrite: bool) -> None:
@@ -55,7 +53,7 @@ def check_output(path: Path, overwrite: bool) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    cfg, spec = _config(args)
+    cfg = _checked(args).cfg
     print(
         f"{args.config}: valid ({cfg.algo.name} on {cfg.env.id}, {cfg.agents.n} agents, "
         f"{cfg.run.trials} x {cfg.run.rounds} rounds)"
@@ -77,11 +75,11 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def _resume_config(args: argparse.Namespace):
+def _resume_config(args: argparse.Namespace, node_share: float = 1.0):
     """The config of the run file given to --resume, checked against the config and --set given."""
-    from mpidrl import algorithms
     from mpidrl.config import ConfigError, apply_overrides, from_dict, read_toml
     from mpidrl.store import RunFileError, read_run
+    from mpidrl.validate import check
 
     path = Path(args.resume)
     try:
@@ -94,26 +92,23 @@ def _resume_config(args: argparse.Namespace):
         stored = from_dict(run.config)
         base = read_toml(args.config) if args.config else run.config
         given = from_dict(apply_overrides(base, args.set or []))
-        env_spec = algorithms.check(stored)
+        a, b = _flatten(stored.to_dict()), _flatten(given.to_dict())
+        differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS)
+        if differ:
+            k = differ[0]
+            raise InputError(
+                f"--resume: config differs from {path} at {k} ({a.get(k)!r} in the file, {b.get(k)!r} given)"
+                + (f" and {len(differ) - 1} more key(s)" if len(differ) > 1 else "")
+            )
+        kept = [f"run.log_every={given.run.log_every}", f"run.checkpoint_every={given.run.checkpoint_every}"]
+        return check(from_dict(apply_overrides(run.config, kept)), node_share)
     except ConfigError as exc:
         raise InputError(str(exc)) from None
-    a, b = _flatten(stored.to_dict()), _flatten(given.to_dict())
-    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS)
-    if differ:
-        k = differ[0]
-        raise InputError(
-            f"--resume: config differs from {path} at {k} ({a.get(k)!r} in the file, {b.get(k)!r} given)"
-            + (f" and {len(differ) - 1} more key(s)" if len(differ) > 1 else "")
-        )
-    return from_dict(
-        apply_overrides(
-            run.config, [f"run.log_every={given.run.log_every}", f"run.checkpoint_every={given.run.checkpoint_every}"]
-        )
-    ), env_spec
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mpidrl.comm import PeerFailed, Runtime
+    from mpidrl.comm import PeerFailed
+    from mpidrl.comm.runtime import Runtime
     from mpidrl.comm.slurm import world_size_mismatch
 
     rt = Runtime()
@@ -123,18 +118,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     node_share = rt.node_share()
     outcome = None
-    if rt.is_root:
+    if rt.is_root:  # rank 0 alone checks; the others take what it found
         try:
             if args.resume:
-                cfg, _ = _resume_config(args)
+                checked = _resume_config(args, node_share)
                 out = Path(args.resume)
             else:
                 if not args.config:
                     raise InputError("run: give a CONFIG.toml (or --resume RUN.h5)")
-                cfg, _ = _config(args, node_share)
-                out = Path(args.out or cfg.run.out)
+                checked = _checked(args, node_share)
+                out = Path(args.out or checked.cfg.run.out)
                 check_output(out, args.overwrite)
-            outcome = ("ok", cfg.to_dict(), str(out))
+            outcome = ("ok", (checked.cfg.to_dict(), checked.env_spec), str(out))
         except InputError as exc:
             outcome = ("error", str(exc), "")
     status, payload, out = rt.share(outcome)
@@ -143,15 +138,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"mpidrl: error: {payload}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-    from mpidrl import algorithms
     from mpidrl.config import from_dict
     from mpidrl.run import Experiment, Interrupted, StopRequest
 
     stop = StopRequest()
     stop.install()
     try:
-        cfg = from_dict(payload)
-        Experiment(cfg, algorithms.check(cfg), out, rt, stop=stop).run(resume=bool(args.resume))
+        data, env_spec = payload
+        cfg = from_dict(data)
+        Experiment(cfg, env_spec, out, rt, stop=stop).run(resume=bool(args.resume))
     except Interrupted as exc:
         return 128 + int(exc.signum)
     except PeerFailed as exc:  # the failing rank printed its traceback; the run file now says "failed"
@@ -178,7 +173,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     import numpy
 
-    from mpidrl.comm import Runtime, library_version, mpi4py_version
+    from mpidrl.comm.runtime import Runtime, library_version, mpi4py_version
 
     rt = Runtime()
     if rt.is_root:

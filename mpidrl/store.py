@@ -12,8 +12,8 @@ Layout (T trials, R rounds, N agents)::
     /diagnostics/<name>       [T, R, N] algorithm diagnostics (ESPC utility, p_comm, ...), if record_messages
     /messages                 compound [M] one row per message, if record_messages (chunked, gzip)
     /checkpoint               slots a and b, each with attributes trial, round, wall_time, sim_time and
-                              datasets learner/<key>, workers/<key> (rows = agents), extra/<key>: the
-                              state to resume exactly before ``round``; attribute ``current`` names the
+                              datasets learner/<key>, workers/<key> (rows = agents): the state to
+                              resume exactly before ``round``; attribute ``current`` names the
                               complete slot (the other may be half-written by a killed job)
 
 Rows not yet written read as NaN (floats) or 0 (integers). By default every round is written and
@@ -37,43 +37,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mpidrl.records import MESSAGE_DTYPE, PER_AGENT, PER_ROUND
+
 SCHEMA = "mpidrl/1"
-
-PER_AGENT = {
-    "reward": np.float64,
-    "return": np.float64,
-    "episodes": np.int32,
-    "steps": np.int64,
-    "uplink_messages": np.int32,
-    "uplink_bytes": np.int64,
-    "downlink_bytes": np.int64,
-    "control_messages": np.int32,
-    "control_bytes": np.int64,
-    "rank": np.int32,
-}
-"""Per-agent metrics: name -> dtype, shape [T, R, N]."""
-
-PER_ROUND = {
-    "wall_time": np.float64,
-    "sim_time": np.float64,
-    "eval_return": np.float64,
-}
-"""Per-round metrics: name -> dtype, shape [T, R]."""
-
-DIRECTIONS = ("uplink", "downlink")
-
-MESSAGE_DTYPE = np.dtype(
-    [
-        ("trial", np.int32),
-        ("round", np.int32),
-        ("agent", np.int32),
-        ("direction", h5py.enum_dtype({d: i for i, d in enumerate(DIRECTIONS)}, basetype=np.uint8)),
-        ("kind", "S16"),
-        ("nbytes", np.int64),
-        ("time", np.float64),
-    ]
-)
-"""One row of /messages."""
 
 STATUSES = ("running", "complete", "failed", "interrupted")
 
@@ -103,8 +69,6 @@ class Checkpoint:
     learner: dict[str, np.ndarray]
     workers: dict[str, np.ndarray]
     """per-agent worker state, leading axis = agent"""
-    extra: dict[str, np.ndarray]
-    """protocol-specific state (e.g. a simulated clock's per-agent progress)"""
 
 
 class RunWriter:
@@ -212,7 +176,7 @@ class RunWriter:
         group = self.file.require_group("checkpoint")
         slot = "b" if group.attrs.get("current") == "a" else "a"
         target = group.require_group(slot)
-        for part in ("learner", "workers", "extra"):
+        for part in ("learner", "workers"):
             sub = target.require_group(part)
             state = getattr(ckpt, part)
             for key in set(_datasets(sub)) - set(state):
@@ -351,7 +315,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint | None:
         if "checkpoint" not in f or "current" not in f["checkpoint"].attrs:
             return None
         g = f["checkpoint"][f["checkpoint"].attrs["current"]]
-        parts = {p: _datasets(g[p]) if p in g else {} for p in ("learner", "workers", "extra")}
+        parts = {p: _datasets(g[p]) if p in g else {} for p in ("learner", "workers")}
         return Checkpoint(
             int(g.attrs["trial"]),
             int(g.attrs["round"]),

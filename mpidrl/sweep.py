@@ -35,10 +35,13 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpidrl
 from mpidrl.config import ConfigError, read_toml
+
+if TYPE_CHECKING:
+    from mpidrl.envs import EnvSpec
 
 
 class SweepError(ValueError):
@@ -198,21 +201,17 @@ def _slurm(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(slurm)
 
 
-def check_task(task: Task, d: int | None = None) -> int:
-    """Validate a task's config as ``mpidrl run`` would; returns the policy size d.
+def check_task(task: Task, env_spec: EnvSpec | None = None) -> EnvSpec:
+    """Validate a task's config as ``mpidrl run`` would; returns the environment's spec.
 
-    Without ``d`` the environment is built and checked and d computed from it; a known ``d`` (another
-    seed of the same setting: the seed cannot change what the environment check finds) skips that.
+    A known ``env_spec`` (another seed of the same setting: the seed cannot change what the environment
+    check finds) skips building the environment again.
     """
-    from mpidrl import algorithms, timing
     from mpidrl.config import ConfigError, load
+    from mpidrl.validate import check
 
     try:
-        cfg = load(task.config, task.overrides)
-        if d is None:
-            d = algorithms.policy_size(cfg, algorithms.check(cfg))
-        timing.check(cfg.time, cfg.agents.n, d)
-        return d
+        return check(load(task.config, task.overrides), env_spec=env_spec).env_spec
     except ConfigError as exc:
         point = ", ".join(f"{k}={toml_value(v)}" for k, v in task.values.items()) or "no grid"
         raise SweepError(f"task {task.index} ({point}, seed {task.seed}): {exc}") from None
@@ -244,9 +243,9 @@ def expand(spec_path: str | Path, out_dir: str | Path) -> Sweep:
             tasks.append(Task(len(tasks), setting, values, seed, str(config), overrides, out))
     outs = [t.out for t in tasks]
     assert len(set(outs)) == len(outs), "output paths must be unique per task"
-    sizes: dict[int, int] = {}  # setting -> d: the environment is built once per setting
+    envs: dict[int, EnvSpec] = {}  # setting -> its environment, built once per setting
     for task in tasks:
-        sizes[task.setting] = check_task(task, sizes.get(task.setting))
+        envs[task.setting] = check_task(task, envs.get(task.setting))
     return Sweep(name, str(spec_path), grid, seeds, tasks, slurm)
 
 

@@ -16,14 +16,13 @@ TIME stream of :mod:`mpidrl.rng` keyed by (round, agent), so it does not depend 
 
 For a synchronous round (every agent does its share, then one exchange) the simulated round lasts
 ``max_i(h_i * units_i) + max_i(kappa_i)``: the slowest agent's computation, then the slowest
-participant's communication. :class:`TimeModel` and the planners below serve the asynchronous
-algorithms (mpidrl.comm.aggregate).
+participant's communication. :class:`TimeModel` serves the asynchronous protocols, which plan their
+rounds with it (:mod:`mpidrl.protocols.aggregate`, :mod:`mpidrl.protocols.roundtrip`).
 """
 
 from __future__ import annotations
 
 import ast
-import heapq
 import math
 import time
 from collections.abc import Sequence
@@ -178,69 +177,15 @@ class TimeModel:
         return float(max(self.comm(round, i, 1)[0] for i in range(self.n)))
 
 
-def plan_first(model: TimeModel, round: int, done, cap: int | None = None) -> tuple[np.ndarray, float]:
-    """Which gradients finish first: (count per agent, time of the last one counted) from the round's start.
-
-    Every agent computes back to back; completions are taken in time order, ties broken by the agent
-    index, until ``done(counts)`` holds. ``cap`` bounds each agent's count (synchronous rounds).
-    """
-    n = model.n
-    counts = np.zeros(n, dtype=np.int64)
-    chunk = 64
-    durations = [model.compute(round, i, chunk) for i in range(n)]
-    heap = [(float(durations[i][0]), i) for i in range(n) if cap is None or cap > 0]
-    heapq.heapify(heap)
-    now = 0.0
-    while not done(counts):
-        if not heap:
-            raise RuntimeError("the stopping rule cannot hold with the agents' caps")
-        now, i = heapq.heappop(heap)
-        counts[i] += 1
-        k = int(counts[i])
-        if cap is not None and k >= cap:
-            continue
-        if k >= len(durations[i]):
-            durations[i] = model.compute(round, i, 2 * len(durations[i]))
-        heapq.heappush(heap, (now + float(durations[i][k]), i))
-    return counts, now
-
-
-def plan_afedpg(model: TimeModel, round: int, m: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """AFedPG's round on the virtual clock: (arrival order of the M gradients, count per agent, last arrival).
-
-    Agent i computes a gradient (h), sends it (kappa / 2), the learner applies it on arrival (ties by
-    agent index) and the reply takes kappa / 2 more; then the agent starts its next gradient.
-    """
-    n = model.n
-    chunk = m + 1
-    h = [model.compute(round, i, chunk) for i in range(n)]
-    kappa = [model.comm(round, i, chunk) for i in range(n)]
-    counts = np.zeros(n, dtype=np.int64)
-    heap = [(float(h[i][0] + kappa[i][0] / 2), i) for i in range(n)]
-    heapq.heapify(heap)
-    order, now = [], 0.0
-    while len(order) < m:
-        now, i = heapq.heappop(heap)
-        order.append(i)
-        k = int(counts[i])
-        counts[i] += 1
-        start = now + float(kappa[i][k]) / 2
-        heapq.heappush(heap, (start + float(h[i][k + 1]) + float(kappa[i][k + 1]) / 2, i))
-    return np.array(order), counts, now
-
-
 def check(cfg: TimeConfig, n: int, d: int | None = None) -> None:
     """Validate the time model for n agents and a policy of d parameters (before any work starts)."""
     TimeModel(cfg, n, d=d)
 
 
 class WallClock:
-    """Seconds since :meth:`start`."""
+    """Seconds since it was made (``t0`` moves back by the time a resumed trial had already run)."""
 
     def __init__(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def start(self) -> None:
         self.t0 = time.perf_counter()
 
     def now(self) -> float:

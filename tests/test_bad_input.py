@@ -146,5 +146,5 @@ def test_valid_values_are_kept_exactly(n, sigma, hidden):
 
 
 def test_algorithm_name_of_the_wrong_type():
-    with pytest.raises(ConfigError, match=r"algo.name: unknown algorithm \[\]"):
+    with pytest.raises(ConfigError, match=r"algo.name: expected a string, got \[\]"):
         from_dict({"algo": {"name": []}})

@@ -10,7 +10,7 @@ import pytest
 from helpers import mpirun, write_config
 from test_reliability import start, wait_for_round
 
-from mpidrl import algorithms, rng
+from mpidrl import rng, validate
 from mpidrl.algorithms.batched import BatchDQLWorker, ExplorationDraws
 from mpidrl.algorithms.davia import davia_gradients, predicted_decreases
 from mpidrl.comm import Runtime
@@ -100,7 +100,7 @@ def test_davia_gradients_of_a_batch_equal_those_of_single_episodes():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (['algo.name="espc"', "algo.m=1"], "batched trials support dql, ebcdql, davia, es, not espc"),
+        (['algo.name="espc"', "algo.m=1"], "batched trials support es, dql, ebcdql, davia, not espc"),
         (['algo.name="dql"', 'time.mode="simulated"'], 'need time.mode = "real"'),
         (['algo.downlink="returns"'], 'batched ES needs algo.downlink = "params"'),
         (["algo.episodes=2"], "and algo.episodes = 1"),
@@ -109,7 +109,7 @@ def test_davia_gradients_of_a_batch_equal_those_of_single_episodes():
 def test_unsupported_batches_are_refused(overrides, message):
     cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', "run.trial_batch=4", *overrides])
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-        algorithms.check(cfg)
+        validate.check(cfg)
 
 
 GRID = """
@@ -194,7 +194,7 @@ def test_sigterm_stops_a_batch_and_resume_equals_trials_run_one_by_one(tmp_path)
 
 def test_a_failing_batch_marks_the_run_file_failed(tmp_path, monkeypatch):
     cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', 'algo.name="dql"', "run.trials=4", "run.trial_batch=2"])
-    env_spec = algorithms.check(cfg)
+    env_spec = validate.check(cfg).env_spec
     act = BatchDQLWorker.act
 
     def failing(self, round):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from mpidrl import rng
-from mpidrl.algorithms import Context
 from mpidrl.algorithms.es import ESLearner, centered_ranks, es_gradient, perturbation
 from mpidrl.algorithms.optim import Optimizer
 from mpidrl.config import OptimConfig, load
 from mpidrl.envs import EnvSpec
+from mpidrl.protocols import Context
 
 SPEC = EnvSpec(obs_dim=4, discrete_obs=0, n_actions=2, act_dim=0)
 

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from helpers import mpidrl, mpirun, write_config
 
-from mpidrl.algorithms import REGISTRY, Context
+from mpidrl import registry
 from mpidrl.algorithms.es import ReplicaMismatch, decode_returns, encode_returns, theta_hash
 from mpidrl.config import load
 from mpidrl.envs import make_env, spec_of
+from mpidrl.protocols import Context
 from mpidrl.store import read_messages, read_run
 
 CONFIG = """
@@ -81,7 +82,7 @@ def small_ctx(downlink: str = "returns", check_every: int = 2) -> Context:
 
 
 def play(learner, worker, rounds):
-    """Rounds in one process, as comm.rounds runs them; returns the payloads."""
+    """Rounds in one process, as the synchronous protocol runs them; returns the payloads."""
     payloads = []
     for r in rounds:
         payload = learner.downlink().copy()
@@ -98,7 +99,7 @@ def play(learner, worker, rounds):
 
 def test_a_diverged_replica_is_caught_at_the_next_check():
     ctx = small_ctx(check_every=2)
-    spec = REGISTRY["espc"]
+    spec = registry.lookup("espc")
     learner, worker = spec.learner(ctx), spec.worker(ctx, range(4))
     play(learner, worker, range(3))  # hashes compared before rounds 0 and 2: equal
     worker.theta = worker.theta + 1e-15 * np.abs(worker.theta).max()  # one rounding step apart
@@ -108,7 +109,7 @@ def test_a_diverged_replica_is_caught_at_the_next_check():
 
 def test_replica_state_resumes_exactly():
     ctx = small_ctx(check_every=1)
-    spec = REGISTRY["espc"]
+    spec = registry.lookup("espc")
     learner, worker = spec.learner(ctx), spec.worker(ctx, range(4))
     play(learner, worker, range(4))
     saved_l, saved_w = learner.state_dict(), worker.state_dict()

@@ -8,7 +8,6 @@ from scipy.integrate import quad
 from scipy.special import ndtr
 from scipy.stats import binom, norm
 
-from mpidrl.algorithms import Context
 from mpidrl.algorithms.es import perturbation
 from mpidrl.algorithms.espc import (
     ESFixedWorker,
@@ -20,6 +19,7 @@ from mpidrl.algorithms.espc import (
 )
 from mpidrl.config import load
 from mpidrl.envs import make_env, spec_of
+from mpidrl.protocols import Context
 
 CASES = [(2, 1), (5, 2), (10, 3), (10, 10), (50, 1), (50, 5), (50, 25), (50, 45), (200, 17)]
 

@@ -5,13 +5,14 @@ import re
 import numpy as np
 import pytest
 
-from mpidrl import algorithms, timing
+from mpidrl import registry, timing
 from mpidrl.algorithms.afedpg import lookahead, pack_state
 from mpidrl.algorithms.lapg import threshold
-from mpidrl.algorithms.nigt import NIGT, malenia_done, rennala_done
-from mpidrl.comm.aggregate import combine
+from mpidrl.algorithms.nigt import NIGT, MaleniaWorker, RennalaWorker, malenia_done, rennala_done
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import EnvSpec
+from mpidrl.protocols.aggregate import plan_first
+from mpidrl.protocols.roundtrip import plan_round_trips
 
 
 def test_nigt_converges_on_a_noisy_quadratic():
@@ -45,22 +46,22 @@ def _model(h, kappa=0.0, n=3, **extra):
 
 def test_rennala_schedule_by_hand():
     # h = 1, 2, 3: completions at 1 (a0), 2 (a0, a1: tie, a0 first), 3 (a0, a2) -> the 4th is a0 at t = 3
-    counts, t = timing.plan_first(_model("[1, 2, 3]"), 0, lambda c: rennala_done(c, 4))
+    counts, t = plan_first(_model("[1, 2, 3]"), 0, lambda c: rennala_done(c, 4))
     assert counts.tolist() == [3, 1, 0] and t == 3.0
-    counts, t = timing.plan_first(_model("[1, 2, 3]"), 0, lambda c: rennala_done(c, 5))
+    counts, t = plan_first(_model("[1, 2, 3]"), 0, lambda c: rennala_done(c, 5))
     assert counts.tolist() == [3, 1, 1] and t == 3.0
 
 
 def test_malenia_schedule_by_hand():
     # needs every agent and harmonic mean >= M / n = 4 / 3: [3, 1, 1] gives 1.29, [4, 1, 1] gives 1.33 at t = 4
-    counts, t = timing.plan_first(_model("[1, 2, 3]"), 0, lambda c: malenia_done(c, 4))
+    counts, t = plan_first(_model("[1, 2, 3]"), 0, lambda c: malenia_done(c, 4))
     assert counts.tolist() == [4, 1, 1] and t == 4.0
     assert not malenia_done(np.array([10, 10, 0]), 1)
 
 
 def test_afedpg_schedule_by_hand():
     # round trip kappa = 1: arrivals of a0 at 1.5, 3.5; a1 at 2.5; a2 at 3.5 (tie: a0 first)
-    order, counts, t = timing.plan_afedpg(_model("[1, 2, 3]", kappa=1.0), 0, 4)
+    order, counts, t = plan_round_trips(_model("[1, 2, 3]", kappa=1.0), 0, 4)
     assert order.tolist() == [0, 1, 0, 2] and counts.tolist() == [2, 1, 1] and t == 3.5
 
 
@@ -69,11 +70,11 @@ def test_malenia_weighs_every_agent_equally_and_rennala_every_gradient():
     v = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
     counts = np.array([5.0, 1.0, 2.0])
     rows = np.concatenate([v * counts[:, None], counts[:, None]], axis=1)  # agent i's gradients all equal v_i
-    np.testing.assert_allclose(combine(rows, "malenia-nigt"), v.mean(axis=0))
-    np.testing.assert_allclose(combine(rows, "rennala-nigt"), counts / counts.sum())
+    np.testing.assert_allclose(MaleniaWorker.combine(None, rows), v.mean(axis=0))
+    np.testing.assert_allclose(RennalaWorker.combine(None, rows), counts / counts.sum())
     rows[2] = 0  # an agent without gradients still counts in Malenia's 1/n (the rule forbids it anyway)
-    np.testing.assert_allclose(combine(rows, "malenia-nigt"), [1 / 3, 1 / 3, 0])
-    assert combine(np.zeros((2, d + 1)), "rennala-nigt").tolist() == [0, 0, 0]
+    np.testing.assert_allclose(MaleniaWorker.combine(None, rows), [1 / 3, 1 / 3, 0])
+    assert RennalaWorker.combine(None, np.zeros((2, d + 1))).tolist() == [0, 0, 0]
 
 
 def test_random_times_are_keyed_and_reproducible():
@@ -110,10 +111,12 @@ HOPPER = EnvSpec(11, 0, 0, 3, -np.ones(3), np.ones(3))
 def test_time_formulas_use_the_size_of_the_policy_being_learned():
     cfg = load(None, ['algo.name="rennala-nigt"', "policy.hidden=[64, 64]", "agents.n=3"])
     # the paper's policy: 11 -> 64 -> 64 -> 3 means and 3 pre-stds
-    d = algorithms.policy_size(cfg, HOPPER)
+    d = registry.lookup(cfg.algo.name).policy_size(cfg, HOPPER)
     assert d == (11 * 64 + 64) + (64 * 64 + 64) + (64 * 6 + 6) == 5318
     es = load(None, ['algo.name="es"', "policy.hidden=[64, 64]"])
-    assert algorithms.policy_size(es, HOPPER) == 5318 - (64 * 3 + 3)  # a deterministic MLP: means only
+    assert registry.lookup(es.algo.name).policy_size(es, HOPPER) == 5318 - (
+        64 * 3 + 3
+    )  # a deterministic MLP: means only
     kappa = timing.per_agent("sqrt(i) * d ** 0.25", 3, "time.kappa", d)
     np.testing.assert_allclose(kappa, np.sqrt([1, 2, 3]) * 5318**0.25)
     assert kappa[0] == pytest.approx(8.5396, abs=1e-4)

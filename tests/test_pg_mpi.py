@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from helpers import mpidrl, mpirun, write_config
 
-from mpidrl.comm.aggregate import REPORT_BYTES, STOP_BYTES
+from mpidrl.protocols.aggregate import REPORT_BYTES, STOP_BYTES
 from mpidrl.store import read_messages, read_run
 
 BASE = """

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mpidrl import rng
-from mpidrl.algorithms import Context, lookup
+from mpidrl import registry, rng
 from mpidrl.algorithms.es import centered_ranks, es_gradient
 from mpidrl.comm import Runtime
-from mpidrl.comm.rounds import sync_round
 from mpidrl.config import from_dict
 from mpidrl.envs import make_env, spec_of
+from mpidrl.protocols import Context, SyncRounds
 
 COORDS = [(0, 0, rng.Stream.NOISE, 0, 0), (7, 1, rng.Stream.ENV, 3, 5), (2**63 - 1, 9, rng.Stream.EVAL, 2**40, -1)]
 
@@ -74,13 +73,11 @@ def test_small_run_reproduces_pinned_values(antithetic):
     env = make_env(cfg.env)
     ctx = Context(cfg, 1, spec_of(env))
     env.close()
-    algo, rt = lookup("es"), Runtime()
-    learner, worker = algo.learner(ctx), algo.worker(ctx, range(6))
+    rounds = SyncRounds(registry.lookup("es"), ctx, Runtime())
     returns = []
     for r in range(3):
-        res = sync_round(rt, algo, learner, worker, r, 6)
-        learner.update(r, res.messages)
-        returns += [float(x) for x in res.stats[:, 1]]
-    theta = learner.theta
+        (record,) = rounds.run(r)
+        returns += [float(x) for x in record.values["return"]]
+    theta = rounds.learner.theta
     assert returns == PINNED[antithetic][0]
     assert (float(theta[0]), float(theta.sum()), float(np.abs(theta).sum())) == PINNED[antithetic][1]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import mpirun
 
-from mpidrl import algorithms
+from mpidrl import validate
 from mpidrl.comm import Runtime
 from mpidrl.config import load
 from mpidrl.log import Progress
@@ -107,7 +107,7 @@ def metrics(path):
 def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, name):
     overrides = ["agents.n=3", "run.trials=2", "run.checkpoint_every=4", "run.seed=7", *CASES[name]]  # later wins
     cfg = load(None, overrides)
-    env_spec = algorithms.check(cfg)
+    env_spec = validate.check(cfg).env_spec
     ref, out = tmp_path / "ref.h5", tmp_path / "stopped.h5"
     Experiment(cfg, env_spec, ref, Runtime(), progress=StopAt(cfg, StopRequest(), -1)).run()
     stop = StopRequest()

@@ -76,9 +76,9 @@ def test_a_checkpoint_interrupted_while_written_leaves_the_previous_one(tmp_path
 
     path = tmp_path / "c.h5"
     w = RunWriter(path, ATTRS, trials=1, n=2)
-    first = Checkpoint(0, 7, 1.5, np.nan, {"theta": np.arange(3.0), "optim/m": np.ones(3)}, {"h": np.zeros((2, 4))}, {})
+    first = Checkpoint(0, 7, 1.5, np.nan, {"theta": np.arange(3.0), "optim/m": np.ones(3)}, {"h": np.zeros((2, 4))})
     w.write_checkpoint(first)
-    broken = Checkpoint(0, 14, 3.0, np.nan, {"theta": np.full(3, 9.0), "optim/m": Breaks()}, {}, {})
+    broken = Checkpoint(0, 14, 3.0, np.nan, {"theta": np.full(3, 9.0), "optim/m": Breaks()}, {})
     with pytest.raises(RuntimeError, match="killed while writing"):
         w.write_checkpoint(broken)
     w.close("failed")

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from helpers import mpidrl, mpirun, write_config
 
-from mpidrl import algorithms
-from mpidrl.algorithms import Context, lookup
+from mpidrl import registry, validate
 from mpidrl.algorithms.davia import davia_gradient, predicted_decrease, upload_threshold
 from mpidrl.algorithms.qlearning import (
     SAMPLE_DTYPE,
@@ -23,6 +22,7 @@ from mpidrl.envs import make_env, observation_encoder, rollout, spec_of
 from mpidrl.envs.grids import shortest_path_return
 from mpidrl.policies import MLP, LinearQ
 from mpidrl.policies.qfunctions import greedy_sets
+from mpidrl.protocols import Context
 from mpidrl.store import read_run
 
 GRID = """
@@ -120,8 +120,8 @@ def test_parameter_ranges_are_checked(override, message):
 
 def test_dql_reaches_the_optimal_return_on_simple_grid_within_300_rounds():
     cfg = load(None, ['algo.name="dql"', 'env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", "agents.n=5"])
-    env_spec = algorithms.check(cfg)
-    spec, ctx = lookup("dql"), Context(cfg, 0, env_spec)
+    env_spec = validate.check(cfg).env_spec
+    spec, ctx = registry.lookup("dql"), Context(cfg, 0, env_spec)
     learner, worker = spec.learner(ctx), spec.worker(ctx, range(5))
     env, encode = make_env(cfg.env), observation_encoder(env_spec)
     for r in range(300):
@@ -141,7 +141,7 @@ def test_tabular_algorithms_refuse_continuous_observations(tmp_path):
     assert proc.stderr.count("\n") == 1 and "dql needs a Discrete observation space" in proc.stderr
     for algo in ("ebcdql", "davia"):
         with pytest.raises(ConfigError, match=f"{algo} needs a Discrete observation space"):
-            algorithms.check(load(None, [f'algo.name="{algo}"']))
+            validate.check(load(None, [f'algo.name="{algo}"']))
 
 
 def test_uplink_bytes_are_the_payloads_actually_sent(tmp_path):
@@ -165,12 +165,12 @@ def test_uplink_bytes_are_the_payloads_actually_sent(tmp_path):
 
 def test_ebcdql_worker_state_round_trips():
     cfg = load(None, ['algo.name="ebcdql"', 'env.id="mpidrl/SimpleGrid-v0"', "agents.n=3"])
-    ctx = Context(cfg, 0, algorithms.check(cfg))
-    worker = lookup("ebcdql").worker(ctx, [1, 2])
+    ctx = Context(cfg, 0, validate.check(cfg).env_spec)
+    worker = registry.lookup("ebcdql").worker(ctx, [1, 2])
     worker.receive(np.zeros(125))
     worker.act(0, 1)
     state = worker.state_dict()
-    other = lookup("ebcdql").worker(ctx, [1, 2])
+    other = registry.lookup("ebcdql").worker(ctx, [1, 2])
     other.load_state_dict(state)
     assert other.level == worker.level and worker.level[1] > 0 and worker.level[2] == 0
 

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context
-from mpidrl.algorithms.nigt import NIGT, AgentSampler, NIGTLearner, initial_theta, round_result
-from mpidrl.algorithms.pg import policy_size
+from mpidrl.algorithms.nigt import NIGT, AgentSampler, NIGTState, initial_theta, round_m, round_result
+from mpidrl.protocols import AgentResult, Context, RoundTripLearner, RoundTripWorker
 
 
 def pack_state(nigt: NIGT) -> np.ndarray:
@@ -38,38 +37,35 @@ def lookahead(state: np.ndarray, eta: float, alpha: float) -> np.ndarray:
     return theta + (1.0 - eta) / eta * (alpha / norm) * d
 
 
-class AFedPGLearner(NIGTLearner):
-    """The learner: one NIGT step per arriving gradient."""
-
-    def reply(self) -> np.ndarray:
-        return pack_state(self.nigt)
+class AFedPGLearner(NIGTState, RoundTripLearner):
+    """The learner: one NIGT step per arriving gradient, replying with [t, theta, d]."""
 
     def downlink(self) -> np.ndarray:
         return pack_state(self.nigt)
 
+    def apply(self, g: np.ndarray) -> np.ndarray:
+        self.nigt.step(g)
+        return pack_state(self.nigt)
 
-class AFedPGWorker:
-    """A block of agents, each holding the last state the learner sent it."""
+
+class AFedPGWorker(RoundTripWorker):
+    """A block of agents, each holding the last state the learner sent it; no state between rounds
+    (every round begins from the learner's broadcast state)."""
 
     def __init__(self, ctx: Context, agents: Sequence[int]):
-        self.ctx, self.agents = ctx, list(agents)
+        super().__init__(agents)
+        self.ctx = ctx
         self.sampler = AgentSampler(ctx, agents)
-        self.size = self.sampler.policy.size
         theta0 = initial_theta(ctx, self.sampler.policy)
         self.state = {a: pack_state(NIGT(theta0, ctx.cfg.algo.eta, ctx.cfg.algo.alpha)) for a in self.agents}
         self.round = 0
         self.returns: dict[int, list[tuple[float, float, int]]] = {}
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Nothing: every round begins from the learner's broadcast state (see :meth:`begin`)."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        if state:
-            raise ValueError(f"AFedPGWorker keeps no state between rounds but was given {sorted(state)}")
+    @property
+    def size(self) -> int:
+        return self.sampler.policy.size
 
     def begin(self, round: int, state: np.ndarray) -> None:
-        """Start a round from the learner's broadcast state."""
         self.round = round
         self.sampler.start(round)
         self.state = {a: state.copy() for a in self.agents}
@@ -90,16 +86,5 @@ class AFedPGWorker:
     def result(self, agent: int, applied: int) -> AgentResult:
         return round_result(self.returns[agent], applied)
 
-
-SPEC = AlgorithmSpec(
-    name="afedpg",
-    learner=AFedPGLearner,
-    worker=AFedPGWorker,
-    uplink_dtype=np.dtype(np.float64),
-    downlink_dtype=np.dtype(np.float64),
-    uplink_kind="gradient",
-    downlink_kind="params",
-    diagnostics=("gradients",),
-    protocol="afedpg",
-    policy_size=policy_size,
-)
+    def updates(self, round: int) -> int:
+        return round_m(self.ctx, round)

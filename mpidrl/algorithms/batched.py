@@ -1,8 +1,9 @@
 """Trials in batches (``[run] trial_batch``): DQL, EBCDQL, DAVIA and ES on the grid worlds as arrays.
 
-A batch of B trials runs its rounds together. The learner side is one learner per trial
-(:class:`BatchLearner`); the agent side (:class:`BatchWorker` and its subclasses) hosts the rank's
-agents for every trial of the batch and runs all their episodes at once, B x (hosted agents)
+A batch of B trials runs its rounds together (:mod:`mpidrl.protocols.batch`). The learner side is one
+learner per trial (:class:`~mpidrl.protocols.BatchLearner`; DQL and EBCDQL update all trials' tables in
+one pass, :class:`BatchQLearner`); the agent side (:class:`GridBatchWorker` and its subclasses) hosts
+the rank's agents for every trial of the batch and runs all their episodes at once, B x (hosted agents)
 environments stepped as array lookups (:mod:`mpidrl.envs.batch`). Environment e of the batch is hosted
 agent ``e // B`` in trial ``e % B`` (agent-major, the order of the uplink gather).
 
@@ -23,13 +24,11 @@ So a trial's results depend neither on the batch size nor on the number of ranks
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Sequence
 
 import numpy as np
 
 from mpidrl import rng
-from mpidrl.algorithms.base import AlgorithmSpec, Context
 from mpidrl.algorithms.davia import davia_gradients, predicted_decreases, upload_threshold
 from mpidrl.algorithms.es import perturbation
 from mpidrl.algorithms.qlearning import (
@@ -45,6 +44,7 @@ from mpidrl.config import Config, ConfigError
 from mpidrl.envs import EnvSpec
 from mpidrl.envs.batch import Episodes, GridBatch, run_episodes
 from mpidrl.policies import make_policy
+from mpidrl.protocols import BatchLearner, BatchWorker, Context
 
 _U53 = 1.0 / 9007199254740992.0  # numpy's uint64 -> [0, 1) double: (x >> 11) * 2^-53
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -107,42 +107,6 @@ class ExplorationDraws:
         return out
 
 
-class BatchLearner:
-    """The learners of a batch of trials, one per trial, broadcasting one payload of B rows."""
-
-    def __init__(self, spec: AlgorithmSpec, cfg: Config, trials: Sequence[int], env_spec: EnvSpec):
-        self.cfg = cfg
-        self.learners = [spec.learner(Context(cfg, t, env_spec)) for t in trials]
-        self.downlink_kind = self.learners[0].downlink_kind
-
-    def downlink(self) -> np.ndarray:
-        return np.stack([learner.downlink() for learner in self.learners]).reshape(-1)
-
-    def update(self, round: int, messages: Sequence[Sequence[tuple[int, np.ndarray]]]) -> None:
-        """Update each trial's learner from its messages (``messages[b]``: trial b's, in agent order)."""
-        for learner, received in zip(self.learners, messages):
-            learner.update(round, received)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Each learner's state; an entry of the same shape in every trial is stacked into one array
-        (``batch/KEY``, one row per trial: a checkpoint writes a few datasets, not B times as many)."""
-        states = [learner.state_dict() for learner in self.learners]
-        out = {}
-        for key in states[0]:
-            values = [np.asarray(state[key]) for state in states]
-            if all(v.shape == values[0].shape and v.dtype == values[0].dtype for v in values):
-                out[f"batch/{key}"] = np.stack(values)
-            else:
-                out.update({f"trial{b}/{key}": v for b, v in enumerate(values)})
-        return out
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for b, learner in enumerate(self.learners):
-            own = {k.removeprefix(f"trial{b}/"): v for k, v in state.items() if k.startswith(f"trial{b}/")}
-            own.update({k.removeprefix("batch/"): v[b] for k, v in state.items() if k.startswith("batch/")})
-            learner.load_state_dict(own)
-
-
 class BatchQLearner(BatchLearner):
     """DQL and EBCDQL: the TD updates of all trials in one pass over one table of B x n_states rows.
 
@@ -162,28 +126,18 @@ class BatchQLearner(BatchLearner):
         n_states = self.learners[0].model.n_states
         q = np.stack([learner.theta for learner in self.learners]).reshape(-1, self.learners[0].model.n_actions)
         offset = trial * n_states
-        td_update(q, (s + offset, a, r, s2 + offset, terminal), self.cfg.algo.alpha, self.cfg.env.gamma)
+        cfg = self.learners[0].ctx.cfg
+        td_update(q, (s + offset, a, r, s2 + offset, terminal), cfg.algo.alpha, cfg.env.gamma)
         for b, learner in enumerate(self.learners):
             learner.theta = q[b * n_states : (b + 1) * n_states].reshape(-1)
 
 
-class BatchWorker(abc.ABC):
-    """The rank's agents in every trial of a batch; :meth:`act` runs all their episodes of a round."""
-
-    diagnostics: tuple[str, ...] = ()
+class GridBatchWorker(BatchWorker):
+    """The rank's agents in every trial of a batch, on a grid world stepped as arrays."""
 
     def __init__(self, cfg: Config, trials: Sequence[int], agents: Sequence[int], env_spec: EnvSpec):
-        self.cfg, self.trials, self.agents, self.env_spec = cfg, list(trials), list(agents), env_spec
+        super().__init__(cfg, trials, agents, env_spec)
         self.grid = GridBatch(cfg.env)
-        b = len(self.trials)
-        self.env_trial = np.tile(np.arange(b), len(self.agents))
-        """index in the batch of each environment's trial"""
-        self.env_agent = np.repeat(np.array(self.agents, dtype=np.int64), b)
-        self.payload = np.zeros((b, 0))
-
-    def receive(self, payload: np.ndarray) -> None:
-        """The broadcast: one row per trial of the batch."""
-        self.payload = payload.reshape(len(self.trials), -1)
 
     def reset_seeds(self, round: int) -> list[int] | None:
         if not self.grid.random:
@@ -192,22 +146,11 @@ class BatchWorker(abc.ABC):
         pairs = zip(self.env_trial.tolist(), self.env_agent.tolist())
         return [rng.reset_seed(seed, self.trials[b], round, agent) for b, agent in pairs]
 
-    @abc.abstractmethod
-    def act(self, round: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
-        """Rows [hosted agents, B, stats + diagnostics] and each environment's message (None: silent)."""
-
     def rows(self, ep: Episodes, messages: list[np.ndarray | None], *diagnostics: np.ndarray) -> np.ndarray:
-        """The statistics rows of a round (columns of :data:`mpidrl.comm.rounds.STAT_COLUMNS`)."""
+        """The statistics rows of a round (columns of :data:`mpidrl.protocols.sync.STAT_COLUMNS`)."""
         nbytes = np.array([0 if m is None else m.nbytes for m in messages], dtype=float)
         columns = [ep.discounted, ep.undiscounted, np.ones(len(messages)), ep.steps, nbytes > 0, nbytes, *diagnostics]
         return np.stack(columns, axis=1).astype(float).reshape(len(self.agents), len(self.trials), -1)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        if state:
-            raise ValueError(f"{type(self).__name__} keeps no state but was given {sorted(state)}")
 
 
 def split(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray | None]:
@@ -216,7 +159,7 @@ def split(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray | None]:
     return [flat[end - c : end] if c else None for end, c in zip(ends, counts.tolist())]
 
 
-class BatchValueWorker(BatchWorker):
+class BatchValueWorker(GridBatchWorker):
     """Epsilon-greedy episodes with each trial's broadcast Q (DQL, EBCDQL; DAVIA's w is the same table)."""
 
     def tables(self) -> np.ndarray:
@@ -274,8 +217,6 @@ class BatchDQLWorker(BatchValueWorker):
 class BatchEBCDQLWorker(BatchValueWorker):
     """The triggered samples of every episode; one trigger level per (agent, trial), kept across rounds."""
 
-    diagnostics = ("trigger_level", "triggered")
-
     def __init__(self, cfg: Config, trials: Sequence[int], agents: Sequence[int], env_spec: EnvSpec):
         super().__init__(cfg, trials, agents, env_spec)
         self.level = np.zeros(len(self.env_trial))
@@ -312,8 +253,6 @@ class BatchEBCDQLWorker(BatchValueWorker):
 class BatchDAVIAWorker(BatchValueWorker):
     """g of every episode (:func:`mpidrl.algorithms.davia.davia_gradients`), sent when the condition holds."""
 
-    diagnostics = ("decrease",)
-
     def act(self, round: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
         p = self.cfg.algo
         ep = self.episodes(round)
@@ -335,7 +274,7 @@ class BatchDAVIAWorker(BatchValueWorker):
         return self.rows(ep, messages, decrease), messages
 
 
-class BatchESWorker(BatchWorker):
+class BatchESWorker(GridBatchWorker):
     """Each (agent, trial)'s perturbed greedy policy for one episode; sends its discounted return."""
 
     def __init__(self, cfg: Config, trials: Sequence[int], agents: Sequence[int], env_spec: EnvSpec):
@@ -356,25 +295,15 @@ class BatchESWorker(BatchWorker):
         return self.rows(ep, messages), messages
 
 
-LEARNERS = {"dql": BatchQLearner, "ebcdql": BatchQLearner, "davia": BatchLearner, "es": BatchLearner}
-"""The learner side of each batched algorithm."""
-
-WORKERS = {"dql": BatchDQLWorker, "ebcdql": BatchEBCDQLWorker, "davia": BatchDAVIAWorker, "es": BatchESWorker}
-"""Algorithms that run in batches of trials, by ``[algo] name``."""
+def check_grid(cfg: Config, env_spec: EnvSpec) -> None:
+    """Raise ConfigError unless the environment is a grid world the batch can step."""
+    GridBatch(cfg.env)
 
 
-def check(cfg: Config, env_spec: EnvSpec) -> None:
-    """Raise ConfigError unless the config can run with ``run.trial_batch`` > 1."""
-    if cfg.run.trial_batch == 1:
-        return
-    name = cfg.algo.name
-    if name not in WORKERS:
-        raise ConfigError(f"run.trial_batch: batched trials support {', '.join(WORKERS)}, not {name}; use 1")
-    if cfg.time.mode != "real":
-        raise ConfigError('run.trial_batch: batched trials need time.mode = "real"; use 1')
-    if name == "es":
-        if cfg.algo.downlink != "params" or cfg.algo.episodes != 1:
-            raise ConfigError('run.trial_batch: batched ES needs algo.downlink = "params" and algo.episodes = 1')
-        if not env_spec.discrete_obs:
-            raise ConfigError("run.trial_batch: batched ES needs a grid world (discrete states)")
-    GridBatch(cfg.env)  # refuses environments it cannot step
+def check_es(cfg: Config, env_spec: EnvSpec) -> None:
+    """Raise ConfigError unless ES can run in batches with this config."""
+    if cfg.algo.downlink != "params" or cfg.algo.episodes != 1:
+        raise ConfigError('run.trial_batch: batched ES needs algo.downlink = "params" and algo.episodes = 1')
+    if not env_spec.discrete_obs:
+        raise ConfigError("run.trial_batch: batched ES needs a grid world (discrete states)")
+    check_grid(cfg, env_spec)

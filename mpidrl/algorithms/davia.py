@@ -23,12 +23,42 @@ was not available.)*
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner
-from mpidrl.algorithms.qlearning import ValueWorker, check_tabular
+from mpidrl.algorithms.qlearning import Exploration, ValueWorker
+from mpidrl.config import Config, require
+from mpidrl.envs import EnvSpec
 from mpidrl.policies.qfunctions import LinearQ, greedy_actor
+from mpidrl.protocols import AgentResult, Context, SyncLearner
+
+
+@dataclass(frozen=True)
+class DAVIAParams(Exploration):
+    """DAVIA (report 2.4.3, Gatsis 2021): linear Q, an agent uploads its gradient only when it pays."""
+
+    step: float = 1.0
+    """learner step eps: w <- w - eps * mean of the received gradients"""
+    lam: float = 0.05
+    """lambda of the upload condition g^T (I - eps/2 A) g >= lambda / rho^max(N-1-k, 0)"""
+    rho: float = 0.9999
+    """rho of the upload condition (the threshold falls towards lambda as k approaches N - 1)"""
+    horizon: int = 1000
+    """N, the planned number of episodes in the upload condition"""
+    reg: float = 1e-3
+    """L2 regularisation of the weights in the gradient"""
+    features: Literal["onehot"] = "onehot"
+    """feature map phi(s, a) of the linear action-value function"""
+
+    def check(self, key: str) -> None:
+        require(self.step > 0, f"{key}.step", f"must be > 0, got {self.step}")
+        require(self.lam >= 0, f"{key}.lam", f"must be >= 0, got {self.lam}")
+        require(0 < self.rho <= 1, f"{key}.rho", f"must be in (0, 1], got {self.rho}")
+        require(self.horizon >= 1, f"{key}.horizon", f"must be >= 1, got {self.horizon}")
+        require(self.reg >= 0, f"{key}.reg", f"must be >= 0, got {self.reg}")
+        super().check(key)
 
 
 def davia_gradients(
@@ -106,12 +136,12 @@ def upload_threshold(lam: float, rho: float, horizon: int, round: int) -> float:
     return lam / rho ** max(horizon - 1 - round, 0)
 
 
-class DAVIALearner(Learner):
+class DAVIALearner(SyncLearner):
     """Holds w; steps it against the mean of the received gradients."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.model = LinearQ(ctx.spec.discrete_obs, ctx.spec.n_actions, ctx.cfg.algo.features)
+        self.model = LinearQ(ctx.env_spec.discrete_obs, ctx.env_spec.n_actions, ctx.cfg.algo.features)
         self.w = self.model.init()
 
     def downlink(self) -> np.ndarray:
@@ -138,7 +168,7 @@ class DAVIAWorker(ValueWorker):
 
     def __init__(self, ctx: Context, agents: Sequence[int]):
         super().__init__(ctx, agents)
-        self.model = LinearQ(ctx.spec.discrete_obs, ctx.spec.n_actions, ctx.cfg.algo.features)
+        self.model = LinearQ(ctx.env_spec.discrete_obs, ctx.env_spec.n_actions, ctx.cfg.algo.features)
         self.w = self.model.init()
 
     def table(self, payload: np.ndarray) -> np.ndarray:
@@ -156,15 +186,6 @@ class DAVIAWorker(ValueWorker):
         return self.result(traj, g if send else None, (decrease,))
 
 
-SPEC = AlgorithmSpec(
-    name="davia",
-    learner=DAVIALearner,
-    worker=DAVIAWorker,
-    uplink_dtype=np.dtype(np.float64),
-    downlink_dtype=np.dtype(np.float64),
-    uplink_kind="gradient",
-    downlink_kind="weights",
-    diagnostics=("decrease",),
-    check=check_tabular,
-    policy_size=lambda cfg, spec: LinearQ(spec.discrete_obs, spec.n_actions, cfg.algo.features).size,
-)
+def weight_count(cfg: Config, env_spec: EnvSpec) -> int:
+    """d of the linear action-value function."""
+    return LinearQ(env_spec.discrete_obs, env_spec.n_actions, cfg.algo.features).size

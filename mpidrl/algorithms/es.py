@@ -24,15 +24,40 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from mpidrl import rng
-from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.algorithms.optim import Optimizer
+from mpidrl.config import AlgoParams, require
 from mpidrl.envs import make_env, rollout
 from mpidrl.policies import make_policy
+from mpidrl.protocols import AgentResult, Context, SyncLearner, SyncWorker
+
+
+@dataclass(frozen=True)
+class ESParams(AlgoParams):
+    """Evolution Strategies (Salimans et al. 2017; report 2.4.4): each agent sends one scalar return."""
+
+    sigma: float = 0.05
+    """standard deviation of the parameter perturbations"""
+    episodes: int = 1
+    """episodes each agent runs per round with its perturbed policy; F is their mean discounted return"""
+    fitness_shaping: Literal["none", "centered_rank"] = "none"
+    """transform of the received returns before the gradient ("none" reproduces the report)"""
+    antithetic: bool = False
+    """agents 2j and 2j+1 use the perturbations +eps_j and -eps_j"""
+    downlink: Literal["params", "returns"] = "params"
+    """what the learner broadcasts: theta (d floats), or the last round's (agent, return) pairs replayed by all"""
+    check_every: int = 10
+    """with downlink "returns": every this many rounds the broadcast carries a hash of theta to compare"""
+
+    def check(self, key: str) -> None:
+        require(self.sigma > 0, f"{key}.sigma", f"must be > 0, got {self.sigma}")
+        require(self.episodes >= 1, f"{key}.episodes", f"must be >= 1, got {self.episodes}")
+        require(self.check_every >= 1, f"{key}.check_every", f"must be >= 1, got {self.check_every}")
 
 
 def mean(values: list[float]) -> float:
@@ -122,12 +147,12 @@ def decode_returns(payload: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarr
     return [int(a) for a in pairs[0::2]], pairs[1::2].copy(), check
 
 
-class ESLearner(Learner):
+class ESLearner(SyncLearner):
     """Holds theta and the optimizer; broadcasts theta, or the last round's returns (downlink "returns")."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.policy = make_policy(ctx.cfg.policy, ctx.spec)
+        self.policy = make_policy(ctx.cfg.policy, ctx.env_spec)
         self.theta = initial_params(ctx, self.policy)
         self.optimizer = Optimizer(ctx.cfg.optim, self.policy.size)
         self.replicated = ctx.cfg.algo.downlink == "returns"
@@ -171,12 +196,12 @@ class ESLearner(Learner):
         self.optimizer.load_state_dict({k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("optim/")})
 
 
-class ESWorker(Worker):
+class ESWorker(SyncWorker):
     """Runs each hosted agent's perturbed episode(s) and sends F_i when :meth:`decide` says so."""
 
     def __init__(self, ctx: Context, agents: Sequence[int]):
         super().__init__(ctx, agents)
-        self.policy = make_policy(ctx.cfg.policy, ctx.spec)
+        self.policy = make_policy(ctx.cfg.policy, ctx.env_spec)
         self.envs = {agent: make_env(ctx.cfg.env, agent) for agent in self.agents}
         self.guests: dict[int, Any] = {}
         """environments of other ranks' agents this rank ran (dynamic placement), at most a block of them"""
@@ -256,15 +281,3 @@ class ESWorker(Worker):
     def decide(self, round: int, agent: int, f: float, eps: np.ndarray) -> tuple[bool, tuple[float, ...]]:
         """Whether ``agent`` sends its return this round, and its diagnostics. Plain ES always sends."""
         return True, ()
-
-
-SPEC = AlgorithmSpec(
-    name="es",
-    learner=ESLearner,
-    worker=ESWorker,
-    uplink_dtype=np.dtype(np.float64),
-    downlink_dtype=np.dtype(np.float64),
-    uplink_kind="return",
-    downlink_kind="params",
-    movable=True,
-)

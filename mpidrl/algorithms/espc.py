@@ -24,16 +24,47 @@ Both report the diagnostics ``utility`` and ``p_comm`` per agent per round.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import bdtrc, ndtr
 
 from mpidrl import rng
-from mpidrl.algorithms.base import AlgorithmSpec, Context
-from mpidrl.algorithms.es import ESLearner, ESWorker
+from mpidrl.algorithms.es import ESParams, ESWorker
+from mpidrl.config import require
+from mpidrl.protocols import Context
 
 DIAGNOSTICS = ("utility", "p_comm")
+
+
+@dataclass(frozen=True)
+class ESFixedParams(ESParams):
+    """ES where each agent sends its return with the fixed probability m/n (the baseline of report 4.7)."""
+
+    m: int = 25
+    """expected number of agents communicating per round (probability m/n each)"""
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        require(self.m >= 1, f"{key}.m", f"must be >= 1, got {self.m}")
+
+    def check_with(self, key: str, sections: Mapping[str, Any]) -> None:
+        n = sections["agents"].n
+        require(self.m <= n, f"{key}.m", f"must be <= agents.n = {n}, got {self.m}")
+
+
+@dataclass(frozen=True)
+class ESPCParams(ESFixedParams):
+    """ES with probabilistic communication (report chapter 4): agents with high utility send more often."""
+
+    k: int = 5
+    """horizon: the rolling mean and std of utility are over the agent's last k utilities (current included)"""
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        require(self.k >= 1, f"{key}.k", f"must be >= 1, got {self.k}")
 
 
 def utility(f: float, eps: np.ndarray) -> float:
@@ -137,27 +168,3 @@ class ESPCWorker(ESWorker):
         self.history = own["espc/utility_history"].copy()
         self.count = own["espc/utility_count"].copy()
         super().load_state_dict({k: v for k, v in state.items() if not k.startswith("espc/")})
-
-
-SPEC = AlgorithmSpec(
-    name="espc",
-    learner=ESLearner,
-    worker=ESPCWorker,
-    uplink_dtype=np.dtype(np.float64),
-    downlink_dtype=np.dtype(np.float64),
-    uplink_kind="return",
-    downlink_kind="params",
-    diagnostics=DIAGNOSTICS,
-)
-
-FIXED_SPEC = AlgorithmSpec(
-    name="es-fixed",
-    learner=ESLearner,
-    worker=ESFixedWorker,
-    uplink_dtype=np.dtype(np.float64),
-    downlink_dtype=np.dtype(np.float64),
-    uplink_kind="return",
-    downlink_kind="params",
-    diagnostics=DIAGNOSTICS,
-    movable=True,
-)

@@ -13,13 +13,40 @@ agent's last uploaded gradient and ascends on their sum: theta^{k+1} = theta^k +
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
 from mpidrl.algorithms.nigt import AgentSampler, initial_theta
-from mpidrl.algorithms.pg import policy_size
+from mpidrl.config import AlgoParams, require
 from mpidrl.policies import make_stochastic_policy
+from mpidrl.protocols import AgentResult, Context, SyncLearner, SyncWorker
+
+
+@dataclass(frozen=True)
+class LAPGParams(AlgoParams):
+    """Lazily aggregated policy gradient (Chen et al. 2022; reconstructed): skip uploads that changed little."""
+
+    alpha: float = 0.01
+    """step size of theta += alpha * sum_m g_m"""
+    batch: int = 1
+    """trajectories per agent per round"""
+    H: int = 200
+    """horizon: steps per trajectory"""
+    D: int = 10
+    """rounds of parameter differences in the skip threshold (xi_d = xi / D)"""
+    xi: float = 1.0
+    """total weight of the threshold's parameter differences"""
+    max_staleness: int = 10
+    """an agent uploads after this many skipped rounds whatever its change"""
+
+    def check(self, key: str) -> None:
+        require(self.alpha > 0, f"{key}.alpha", f"must be > 0, got {self.alpha}")
+        require(self.batch >= 1, f"{key}.batch", f"must be >= 1, got {self.batch}")
+        require(self.H >= 1, f"{key}.H", f"must be >= 1, got {self.H}")
+        require(self.D >= 1, f"{key}.D", f"must be >= 1, got {self.D}")
+        require(self.xi >= 0, f"{key}.xi", f"must be >= 0, got {self.xi}")
+        require(self.max_staleness >= 0, f"{key}.max_staleness", "must be >= 0")
 
 
 def threshold(history: Sequence[np.ndarray], alpha: float, n: int, xi: float, depth: int) -> float:
@@ -31,10 +58,10 @@ def threshold(history: Sequence[np.ndarray], alpha: float, n: int, xi: float, de
     return total / (alpha**2 * n**2)
 
 
-class LAPGLearner(Learner):
+class LAPGLearner(SyncLearner):
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.policy = make_stochastic_policy(ctx.cfg.policy, ctx.spec)
+        self.policy = make_stochastic_policy(ctx.cfg.policy, ctx.env_spec)
         self.theta = initial_theta(ctx, self.policy)
         self.grads = np.zeros((ctx.n, self.policy.size))
 
@@ -59,7 +86,7 @@ class LAPGLearner(Learner):
         self.theta, self.grads = state["theta"].copy(), state["grads"].copy()
 
 
-class LAPGWorker(Worker):
+class LAPGWorker(SyncWorker):
     def __init__(self, ctx: Context, agents: Sequence[int]):
         super().__init__(ctx, agents)
         self.sampler = AgentSampler(ctx, agents)
@@ -107,16 +134,3 @@ class LAPGWorker(Worker):
         self.history = list(state["shared/history"])
         self.last = {a: state["last"][j].copy() for j, a in enumerate(self.agents)}
         self.stale = {a: int(state["stale"][j]) for j, a in enumerate(self.agents)}
-
-
-SPEC = AlgorithmSpec(
-    name="lapg",
-    learner=LAPGLearner,
-    worker=LAPGWorker,
-    uplink_dtype=np.dtype(np.float64),
-    downlink_dtype=np.dtype(np.float64),
-    uplink_kind="gradient",
-    downlink_kind="params",
-    diagnostics=("change", "threshold"),
-    policy_size=policy_size,
-)

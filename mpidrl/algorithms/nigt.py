@@ -11,13 +11,15 @@ The NIGT outer loop (:class:`NIGT`)::
 
 One round is one Aggregate. Every agent samples trajectories at the round's query point theta_tilde
 and keeps each GPOMDP gradient; when the round's stopping rule holds on the counts m_i of gradients
-the agents finished (decided in :mod:`mpidrl.comm.aggregate`), each agent contributes one row
-(sum_i, m_i) and a single Allreduce sums the rows; :func:`mpidrl.comm.aggregate.combine` then forms:
+the agents finished (decided by :class:`mpidrl.protocols.AggregateRounds`), each agent contributes one
+row (sum_i, m_i) and a single Allreduce sums the rows; the worker's :meth:`~NIGTWorker.combine` then
+forms, by variant (each a worker class with its own rule):
 
-- nigt-sync: every agent computes ceil(M / n) gradients; g = sum_i sum_i / sum_j m_j.
-- rennala-nigt: stop when sum_i m_i = M (from any agents); g = (1/M) sum_i sum_i.
-- malenia-nigt: stop when every m_i >= 1 and the harmonic mean (1/n sum_i 1/m_i)^-1 >= M / n;
-  g = (1/n) sum_i sum_i / m_i, so every agent weighs 1/n whatever its speed.
+- synchronous (:class:`SyncNIGTWorker`): every agent computes ceil(M / n) gradients;
+  g = sum_i sum_i / sum_j m_j.
+- Rennala (:class:`RennalaWorker`): stop when sum_i m_i = M (from any agents); g = (1/M) sum_i sum_i.
+- Malenia (:class:`MaleniaWorker`): stop when every m_i >= 1 and the harmonic mean
+  (1/n sum_i 1/m_i)^-1 >= M / n; g = (1/n) sum_i sum_i / m_i, so every agent weighs 1/n whatever its speed.
 
 Every rank holds a replica of the NIGT state and applies the Allreduced gradient itself, so no
 parameters are broadcast: that is what makes these methods Allreduce-friendly.
@@ -26,15 +28,45 @@ parameters are broadcast: that is what makes these methods Allreduce-friendly.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from mpidrl import rng
-from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner
-from mpidrl.algorithms.pg import discounted_return, gpomdp, policy_size, sample_trajectory
+from mpidrl.algorithms.pg import discounted_return, gpomdp, sample_trajectory
+from mpidrl.config import AlgoParams, require
 from mpidrl.envs import make_env, observation_encoder
 from mpidrl.policies import make_stochastic_policy
+from mpidrl.protocols import AgentResult, AggregateLearner, AggregateWorker, Context, LearnerBase
+
+
+@dataclass(frozen=True)
+class NIGTParams(AlgoParams):
+    """NIGT policy gradient (seed 001): extrapolation, momentum and a normalised ascent step.
+
+    The synchronous, Rennala and Malenia variants and AFedPG share these parameters; they differ in how
+    the gradients of a round are gathered.
+    """
+
+    eta: float = 0.1
+    """momentum weight eta of d = (1 - eta) d + eta g; the extrapolation uses (1 - eta) / eta"""
+    alpha: float = 0.03125
+    """length of the normalised ascent step theta += alpha d / ||d|| (paper grid 2^-10 .. 2^-1)"""
+    M: int = 20
+    """gradients per round (Rennala: first M from any agents; Malenia: harmonic-mean rule; sync: M/n each;
+    AFedPG: learner updates per round)"""
+    M_init: int = 20
+    """gradients of the first round, at theta_0"""
+    H: int = 200
+    """horizon: steps per trajectory (fewer if the environment ends the episode)"""
+
+    def check(self, key: str) -> None:
+        require(0 < self.eta <= 1, f"{key}.eta", f"must be in (0, 1], got {self.eta}")
+        require(self.alpha > 0, f"{key}.alpha", f"must be > 0, got {self.alpha}")
+        require(self.M >= 1, f"{key}.M", f"must be >= 1, got {self.M}")
+        require(self.M_init >= 1, f"{key}.M_init", f"must be >= 1, got {self.M_init}")
+        require(self.H >= 1, f"{key}.H", f"must be >= 1, got {self.H}")
 
 
 class NIGT:
@@ -97,17 +129,6 @@ def malenia_done(counts: np.ndarray, m: int) -> bool:
     return n / float(np.sum(1.0 / counts)) >= m / n
 
 
-def stop_rule(ctx: Context, round: int) -> Callable[[np.ndarray], bool]:
-    """The round's stopping rule on the per-agent counts (all agents, agent order)."""
-    m, name = round_m(ctx, round), ctx.cfg.algo.name
-    if name == "malenia-nigt":
-        return lambda counts: malenia_done(counts, m)
-    if name == "rennala-nigt":
-        return lambda counts: rennala_done(counts, m)
-    q = sync_quota(ctx, round)
-    return lambda counts: bool(np.all(counts >= q))
-
-
 def initial_theta(ctx: Context, policy) -> np.ndarray:
     return policy.init(rng.generator(ctx.seed, ctx.trial, rng.Stream.INIT, 0, rng.LEARNER))
 
@@ -118,9 +139,9 @@ class AgentSampler:
     def __init__(self, ctx: Context, agents: Sequence[int]):
         self.ctx = ctx
         self.agents = list(agents)
-        self.policy = make_stochastic_policy(ctx.cfg.policy, ctx.spec)
+        self.policy = make_stochastic_policy(ctx.cfg.policy, ctx.env_spec)
         self.envs = {a: make_env(ctx.cfg.env, a) for a in self.agents}
-        self.encode = observation_encoder(ctx.spec)
+        self.encode = observation_encoder(ctx.env_spec)
         self.gens: dict[int, np.random.Generator] = {}
 
     def start(self, round: int) -> None:
@@ -136,19 +157,12 @@ class AgentSampler:
         return g, discounted_return(traj.rewards, cfg.env.gamma), float(traj.rewards.sum()), traj.steps
 
 
-class NIGTLearner(Learner):
-    """Rank 0's replica of the NIGT state; ``update`` takes the round's Allreduced gradient."""
+class NIGTState(LearnerBase):
+    """A learner holding the NIGT state of a trial, from theta_0; it evaluates the current theta."""
 
     def __init__(self, ctx: Context):
-        self.policy = make_stochastic_policy(ctx.cfg.policy, ctx.spec)
+        self.policy = make_stochastic_policy(ctx.cfg.policy, ctx.env_spec)
         self.nigt = NIGT(initial_theta(ctx, self.policy), ctx.cfg.algo.eta, ctx.cfg.algo.alpha)
-
-    def downlink(self) -> np.ndarray:
-        return self.nigt.theta
-
-    def update(self, round: int, messages: Sequence[tuple[int, np.ndarray]]) -> None:
-        for _, g in messages:
-            self.nigt.step(g)
 
     def actor(self):
         return self.policy.actor(self.nigt.theta)
@@ -158,6 +172,13 @@ class NIGTLearner(Learner):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.nigt.load_state_dict(state)
+
+
+class NIGTLearner(NIGTState, AggregateLearner):
+    """Rank 0's replica of the NIGT state; :meth:`apply` takes the round's Allreduced gradient."""
+
+    def apply(self, g: np.ndarray) -> None:
+        self.nigt.step(g)
 
 
 def round_result(done: list[tuple[float, float, int]], accepted: int) -> AgentResult:
@@ -173,21 +194,25 @@ def round_result(done: list[tuple[float, float, int]], accepted: int) -> AgentRe
     )
 
 
-class NIGTWorker:
+class NIGTWorker(AggregateWorker):
     """A block of agents: samples and keeps gradients at the query point, then takes the NIGT step.
 
-    Not a synchronous :class:`~mpidrl.algorithms.base.Worker`: it has no broadcast to receive, since
-    every rank applies the Allreduced gradient to its own replica of the NIGT state.
+    Every rank applies the Allreduced gradient to its own replica of the NIGT state, so no parameters
+    are broadcast. The variants below give the round's rule.
     """
 
     def __init__(self, ctx: Context, agents: Sequence[int]):
-        self.ctx, self.agents = ctx, list(agents)
+        super().__init__(agents)
+        self.ctx = ctx
         self.sampler = AgentSampler(ctx, agents)
         self.nigt = NIGT(initial_theta(ctx, self.sampler.policy), ctx.cfg.algo.eta, ctx.cfg.algo.alpha)
-        self.size = self.sampler.policy.size
         self.round, self.point = 0, self.nigt.theta
         self.grads: dict[int, list[np.ndarray]] = {}
         self.returns: dict[int, list[tuple[float, float, int]]] = {}
+
+    @property
+    def size(self) -> int:
+        return self.sampler.policy.size
 
     def begin(self, round: int) -> None:
         """Start a round at the NIGT query point."""
@@ -197,10 +222,12 @@ class NIGTWorker:
         self.returns = {a: [] for a in self.agents}
 
     def compute(self, agent: int) -> None:
-        """One more gradient of ``agent`` (its k-th of the round)."""
         g, disc, ret, steps = self.sampler.gradient(self.point, self.round, agent, len(self.grads[agent]))
         self.grads[agent].append(g)
         self.returns[agent].append((disc, ret, steps))
+
+    def gradient_sum(self, agent: int, m: int) -> np.ndarray:
+        return np.sum(self.grads[agent][:m], axis=0)
 
     def apply(self, g: np.ndarray) -> None:
         """The NIGT step with the round's aggregated gradient."""
@@ -210,6 +237,17 @@ class NIGTWorker:
         """The agent's round metrics: mean returns of its accepted trajectories, all steps it took."""
         return round_result(self.returns[agent], accepted)
 
+    def quota(self, round: int) -> int | None:
+        return None
+
+    def combine(self, rows: np.ndarray) -> np.ndarray:
+        """sum_i sum_i / sum_i m_i: every gradient weighs the same."""
+        sums, counts = rows[:, :-1], rows[:, -1]
+        g = np.zeros(sums.shape[1])
+        for i in range(len(counts)):
+            g += sums[i]
+        return g / max(counts.sum(), 1.0)
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """The NIGT replica, the same on every rank ("shared/" keys are kept once in a checkpoint)."""
         return {f"shared/{k}": v for k, v in self.nigt.state_dict().items()}
@@ -218,19 +256,34 @@ class NIGTWorker:
         self.nigt.load_state_dict({k.removeprefix("shared/"): v for k, v in state.items()})
 
 
-def _spec(name: str) -> AlgorithmSpec:
-    return AlgorithmSpec(
-        name=name,
-        learner=NIGTLearner,
-        worker=NIGTWorker,
-        uplink_dtype=np.dtype(np.float64),
-        downlink_dtype=np.dtype(np.float64),
-        uplink_kind="gradient_sum",
-        downlink_kind="gradient_sum",
-        diagnostics=("gradients",),
-        protocol="aggregate",
-        policy_size=policy_size,
-    )
+class RennalaWorker(NIGTWorker):
+    """Rennala: the first M gradients of the round, from any agents."""
+
+    def done(self, counts: np.ndarray, round: int) -> bool:
+        return rennala_done(counts, round_m(self.ctx, round))
 
 
-SPECS = tuple(_spec(name) for name in ("nigt-sync", "rennala-nigt", "malenia-nigt"))
+class SyncNIGTWorker(NIGTWorker):
+    """Synchronous NIGT: every agent computes ceil(M / n) gradients, without control messages."""
+
+    def quota(self, round: int) -> int | None:
+        return sync_quota(self.ctx, round)
+
+    def done(self, counts: np.ndarray, round: int) -> bool:
+        return bool(np.all(counts >= sync_quota(self.ctx, round)))
+
+
+class MaleniaWorker(NIGTWorker):
+    """Malenia: every agent contributes, and each weighs 1/n whatever its speed."""
+
+    def done(self, counts: np.ndarray, round: int) -> bool:
+        return malenia_done(counts, round_m(self.ctx, round))
+
+    def combine(self, rows: np.ndarray) -> np.ndarray:
+        """(1/n) sum_i sum_i / m_i."""
+        sums, counts = rows[:, :-1], rows[:, -1]
+        g = np.zeros(sums.shape[1])
+        for i in range(len(counts)):
+            if counts[i] > 0:
+                g += sums[i] / counts[i]
+        return g / len(counts)

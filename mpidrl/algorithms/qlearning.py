@@ -29,10 +29,65 @@ import gymnasium as gym
 import numpy as np
 
 from mpidrl import rng
-from mpidrl.algorithms.base import AgentResult, AlgorithmSpec, Context, Learner, Worker
-from mpidrl.config import Config, ConfigError
+from mpidrl.config import AlgoParams, Config, ConfigError, require
 from mpidrl.envs import EnvSpec, make_env
 from mpidrl.policies.qfunctions import TabularQ, greedy_actor, greedy_sets
+from mpidrl.protocols import AgentResult, Context, SyncLearner, SyncWorker
+
+
+@dataclass(frozen=True)
+class Exploration(AlgoParams):
+    """The epsilon-greedy schedule every value-based algorithm shares."""
+
+    explore_start: float = 0.8
+    """epsilon-greedy exploration rate in round 0"""
+    explore_decay: float = 0.01
+    """exploration rate subtracted per round (one episode per agent per round)"""
+    explore_end: float = 0.05
+    """floor of the exploration rate"""
+
+    def check(self, key: str) -> None:
+        for name in ("explore_start", "explore_end"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"{key}.{name}", f"must be in [0, 1], got {value}")
+        require(self.explore_decay >= 0, f"{key}.explore_decay", f"must be >= 0, got {self.explore_decay}")
+        require(
+            self.explore_end <= self.explore_start,
+            f"{key}.explore_end",
+            f"must be <= explore_start ({self.explore_start}), got {self.explore_end}",
+        )
+
+
+@dataclass(frozen=True)
+class DQLParams(Exploration):
+    """Distributed Q-learning (report 2.4.1): each agent sends its whole trajectory every episode."""
+
+    alpha: float = 0.9
+    """learner step: Q(s, a) += alpha * mean TD error of the round's samples at (s, a)"""
+
+    def check(self, key: str) -> None:
+        require(0 < self.alpha <= 1, f"{key}.alpha", f"must be in (0, 1], got {self.alpha}")
+        super().check(key)
+
+
+@dataclass(frozen=True)
+class EBCDQLParams(DQLParams):
+    """Event-based communication DQL (report 2.4.2): only samples whose TD error triggers are sent."""
+
+    beta: float = 0.3
+    """trigger level filter: L <- (1 - beta) L + beta |delta| (report range 0.05-0.6)"""
+    rho: float = 1.1
+    """a sample is sent when |delta| >= max(rho L, eps_floor) (report range 0.9-1.3)"""
+    eps_floor: float = 0.01
+    """smallest |TD error| ever sent"""
+
+    def check(self, key: str) -> None:
+        require(0 < self.alpha <= 1, f"{key}.alpha", f"must be in (0, 1], got {self.alpha}")
+        require(0 < self.beta <= 1, f"{key}.beta", f"must be in (0, 1], got {self.beta}")
+        require(self.rho > 0, f"{key}.rho", f"must be > 0, got {self.rho}")
+        require(self.eps_floor >= 0, f"{key}.eps_floor", f"must be >= 0, got {self.eps_floor}")
+        Exploration.check(self, key)
+
 
 CONTINUES, TERMINAL, FINAL_STATE = 0, 1, 2
 """Flags of a trajectory record: s' is the next record's state; the episode terminated here (no s');
@@ -203,14 +258,15 @@ def check_tabular(cfg: Config, spec: EnvSpec) -> None:
         )
 
 
-class QLearner(Learner):
-    """The tabular learner of DQL and EBCDQL; ``unpack`` reads one message into sample arrays."""
+class QLearner(SyncLearner):
+    """The tabular learner of DQL; :meth:`unpack` reads one message into sample arrays."""
 
-    def __init__(self, ctx: Context, unpack=unpack_trajectory):
+    unpack = staticmethod(unpack_trajectory)
+
+    def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.model = TabularQ(ctx.spec.discrete_obs, ctx.spec.n_actions)
+        self.model = TabularQ(ctx.env_spec.discrete_obs, ctx.env_spec.n_actions)
         self.theta = self.model.init()
-        self.unpack = unpack
 
     def downlink(self) -> np.ndarray:
         return self.theta
@@ -233,13 +289,19 @@ class QLearner(Learner):
         self.theta = state["q"].copy()
 
 
-class ValueWorker(Worker):
+class EBCDQLLearner(QLearner):
+    """The tabular learner of EBCDQL: messages are triggered samples."""
+
+    unpack = staticmethod(unpack_samples)
+
+
+class ValueWorker(SyncWorker):
     """Agent side shared by the value-based algorithms: a Q table from the broadcast, one episode a round."""
 
     def __init__(self, ctx: Context, agents: Sequence[int]):
         super().__init__(ctx, agents)
         self.envs = {agent: make_env(ctx.cfg.env, agent) for agent in self.agents}
-        self.q = np.zeros((ctx.spec.discrete_obs, ctx.spec.n_actions))
+        self.q = np.zeros((ctx.env_spec.discrete_obs, ctx.env_spec.n_actions))
         self.greedy = greedy_sets(self.q)
 
     def table(self, payload: np.ndarray) -> np.ndarray:
@@ -302,29 +364,3 @@ class EBCDQLWorker(ValueWorker):
 def table_size(cfg: Config, spec: EnvSpec) -> int:
     """d of the Q table: states x actions."""
     return TabularQ(spec.discrete_obs, spec.n_actions).size
-
-
-DQL_SPEC = AlgorithmSpec(
-    name="dql",
-    learner=QLearner,
-    worker=DQLWorker,
-    uplink_dtype=TRANSITION_DTYPE,
-    downlink_dtype=np.dtype(np.float64),
-    uplink_kind="trajectory",
-    downlink_kind="q_table",
-    check=check_tabular,
-    policy_size=table_size,
-)
-
-EBCDQL_SPEC = AlgorithmSpec(
-    name="ebcdql",
-    learner=lambda ctx: QLearner(ctx, unpack_samples),
-    worker=EBCDQLWorker,
-    uplink_dtype=SAMPLE_DTYPE,
-    downlink_dtype=np.dtype(np.float64),
-    uplink_kind="samples",
-    downlink_kind="q_table",
-    diagnostics=("trigger_level", "triggered"),
-    check=check_tabular,
-    policy_size=table_size,
-)

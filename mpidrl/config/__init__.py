@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mpidrl.config.algos import ALGO_PARAMS, ESParams
-from mpidrl.config.schema import ConfigError, build, require, to_plain
+from mpidrl import registry
+from mpidrl.config.schema import AlgoParams, ConfigError, build, require, to_plain
 
-__all__ = ["Config", "ConfigError", "load", "from_dict", "parse_overrides", "ALGO_PARAMS"]
+__all__ = ["AlgoParams", "Config", "ConfigError", "load", "from_dict", "parse_overrides", "require"]
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
-    algo: Any = field(default_factory=ESParams)
+    algo: Any = field(default_factory=AlgoParams)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     time: TimeConfig = field(default_factory=TimeConfig)
@@ -206,13 +206,10 @@ def from_dict(data: Mapping[str, Any]) -> Config:
     algo_data = data.get("algo", {})
     if not isinstance(algo_data, Mapping):
         raise ConfigError(f"algo: expected a table, got {algo_data!r}")
-    name = algo_data.get("name", "es")
-    if not isinstance(name, str) or name not in ALGO_PARAMS:
-        raise ConfigError(f"algo.name: unknown algorithm {name!r}; allowed: {', '.join(ALGO_PARAMS)}")
-    algo = build(ALGO_PARAMS[name], algo_data, "algo")
-    check_across = getattr(algo, "check_with", None)
-    if check_across is not None:
-        check_across("algo", sections)
+    name = algo_data.get("name", registry.DEFAULT)
+    spec = registry.lookup(name)
+    algo = build(spec.params, {**algo_data, "name": name}, "algo")
+    algo.check_with("algo", sections)
     return Config(algo=algo, **sections)
 
 

@@ -7,8 +7,8 @@ import dataclasses
 import inspect
 import typing
 
+from mpidrl import registry
 from mpidrl.config import SECTIONS
-from mpidrl.config.algos import ALGO_PARAMS
 from mpidrl.config.schema import _describe
 
 
@@ -61,8 +61,9 @@ def markdown() -> str:
     for section, cls in SECTIONS.items():
         out += [f"## [{section}]", "", (cls.__doc__ or "").strip(), "", *table(section, cls), ""]
     out += ["## [algo]", "", "`name` selects the algorithm; the other keys are that algorithm's.", ""]
-    for name, cls in ALGO_PARAMS.items():
-        out += [f'### `name = "{name}"`', "", (cls.__doc__ or "").strip(), "", *table("algo", cls, name), ""]
+    for name, spec in registry.specs().items():
+        doc = spec.doc or spec.params.__doc__ or ""
+        out += [f'### `name = "{name}"`', "", doc.strip(), "", *table("algo", spec.params, name), ""]
     return "\n".join(out)
 
 

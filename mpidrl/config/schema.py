@@ -24,6 +24,20 @@ def require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+@dataclasses.dataclass(frozen=True)
+class AlgoParams:
+    """Base of every algorithm's ``[algo]`` parameters: a frozen dataclass with one docstring per field."""
+
+    name: str = ""
+    """algorithm name (see docs/config.md for every registered algorithm)"""
+
+    def check(self, key: str) -> None:
+        """Range checks of the parameters alone; raise ConfigError through :func:`require`."""
+
+    def check_with(self, key: str, sections: Mapping[str, Any]) -> None:
+        """Checks against the other sections (``sections["agents"].n``, ...)."""
+
+
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if tp is bool:

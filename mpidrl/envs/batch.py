@@ -141,10 +141,6 @@ class Episodes:
     undiscounted: np.ndarray
     """float64 [E]: sum_t r_t, likewise"""
 
-    def valid(self) -> np.ndarray:
-        """bool [E, T]: the steps that happened."""
-        return np.arange(self.actions.shape[1]) < self.steps[:, None]
-
 
 def run_episodes(
     grid: GridBatch,

@@ -72,9 +72,5 @@ class LinearQ:
             raise ValueError(f"w has shape {w.shape}, the model needs ({self.size},)")
         return self.phi @ w
 
-    def features(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """[T, d] rows phi(s_t, a_t)."""
-        return self.phi[states, actions]
-
     def actor(self, w: np.ndarray) -> Callable[[np.ndarray], int]:
         return greedy_actor(self.table(w))

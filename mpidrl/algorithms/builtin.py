@@ -1,0 +1,121 @@
+"""mpidrl's algorithms as specs: for each, its parameters, its two sides, its protocol and what it can do.
+
+The registry (:data:`mpidrl.registry.BUILTINS`) names each of these; a user's algorithm is a spec of the
+same kind (see docs/extending.md).
+"""
+
+from __future__ import annotations
+
+from mpidrl.algorithms import afedpg, batched, davia, es, espc, lapg, nigt, qlearning
+from mpidrl.algorithms.pg import policy_size
+from mpidrl.protocols import AggregateRounds, AlgorithmSpec, Batched, BatchLearner, RoundTrips, SyncRounds, Wire
+
+RETURN = Wire(uplink_kind="return", downlink_kind="params")
+"""ES family: one float64 return up, theta down"""
+
+ES = AlgorithmSpec(
+    params=es.ESParams,
+    learner=es.ESLearner,
+    worker=es.ESWorker,
+    protocol=SyncRounds,
+    wire=RETURN,
+    movable=True,
+    batch=Batched(worker=batched.BatchESWorker, check=batched.check_es),
+)
+
+ESPC = AlgorithmSpec(
+    params=espc.ESPCParams,
+    learner=es.ESLearner,
+    worker=espc.ESPCWorker,
+    protocol=SyncRounds,
+    wire=RETURN,
+    diagnostics=espc.DIAGNOSTICS,
+)
+
+ES_FIXED = AlgorithmSpec(
+    params=espc.ESFixedParams,
+    learner=es.ESLearner,
+    worker=espc.ESFixedWorker,
+    protocol=SyncRounds,
+    wire=RETURN,
+    diagnostics=espc.DIAGNOSTICS,
+    movable=True,
+)
+
+DQL = AlgorithmSpec(
+    params=qlearning.DQLParams,
+    learner=qlearning.QLearner,
+    worker=qlearning.DQLWorker,
+    protocol=SyncRounds,
+    wire=Wire(uplink_dtype=qlearning.TRANSITION_DTYPE, uplink_kind="trajectory", downlink_kind="q_table"),
+    check=qlearning.check_tabular,
+    policy_size=qlearning.table_size,
+    batch=Batched(worker=batched.BatchDQLWorker, learner=batched.BatchQLearner, check=batched.check_grid),
+)
+
+EBCDQL = AlgorithmSpec(
+    params=qlearning.EBCDQLParams,
+    learner=qlearning.EBCDQLLearner,
+    worker=qlearning.EBCDQLWorker,
+    protocol=SyncRounds,
+    wire=Wire(uplink_dtype=qlearning.SAMPLE_DTYPE, uplink_kind="samples", downlink_kind="q_table"),
+    diagnostics=("trigger_level", "triggered"),
+    check=qlearning.check_tabular,
+    policy_size=qlearning.table_size,
+    batch=Batched(worker=batched.BatchEBCDQLWorker, learner=batched.BatchQLearner, check=batched.check_grid),
+)
+
+DAVIA = AlgorithmSpec(
+    params=davia.DAVIAParams,
+    learner=davia.DAVIALearner,
+    worker=davia.DAVIAWorker,
+    protocol=SyncRounds,
+    wire=Wire(uplink_kind="gradient", downlink_kind="weights"),
+    diagnostics=("decrease",),
+    check=qlearning.check_tabular,
+    policy_size=davia.weight_count,
+    batch=Batched(worker=batched.BatchDAVIAWorker, learner=BatchLearner, check=batched.check_grid),
+)
+
+GRADIENT_SUM = Wire(uplink_kind="gradient_sum", downlink_kind="gradient_sum")
+"""NIGT aggregation: each agent's row of the Allreduce, both ways"""
+
+
+def _nigt(worker: type) -> AlgorithmSpec:
+    return AlgorithmSpec(
+        doc=f"NIGT policy gradient (seed 001) with one Allreduce per round. {worker.__doc__}",
+        params=nigt.NIGTParams,
+        learner=nigt.NIGTLearner,
+        worker=worker,
+        protocol=AggregateRounds,
+        wire=GRADIENT_SUM,
+        policy_size=policy_size,
+    )
+
+
+SYNC = _nigt(nigt.SyncNIGTWorker)
+RENNALA = _nigt(nigt.RennalaWorker)
+MALENIA = _nigt(nigt.MaleniaWorker)
+
+AFEDPG = AlgorithmSpec(
+    doc="AFedPG (asynchronous federated policy gradient; reconstructed): the learner takes a NIGT step on "
+    "every arriving gradient and replies to its agent; M updates make a round.",
+    params=nigt.NIGTParams,
+    learner=afedpg.AFedPGLearner,
+    worker=afedpg.AFedPGWorker,
+    protocol=RoundTrips,
+    wire=Wire(uplink_kind="gradient", downlink_kind="params"),
+    policy_size=policy_size,
+)
+
+LAPG = AlgorithmSpec(
+    params=lapg.LAPGParams,
+    learner=lapg.LAPGLearner,
+    worker=lapg.LAPGWorker,
+    protocol=SyncRounds,
+    wire=Wire(uplink_kind="gradient", downlink_kind="params"),
+    diagnostics=("change", "threshold"),
+    policy_size=policy_size,
+)
+
+__all__ = ["AFEDPG", "DAVIA", "DQL", "EBCDQL", "ES", "ESPC", "ES_FIXED", "LAPG", "MALENIA", "RENNALA", "SYNC"]

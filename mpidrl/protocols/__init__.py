@@ -1,0 +1,55 @@
+"""Protocols: how agents and learner exchange messages, one module per way.
+
+- :mod:`~mpidrl.protocols.sync` (:class:`SyncRounds`): broadcast, every agent acts, gather (ES, ESPC,
+  ES-fixed, DQL, EBCDQL, DAVIA, LAPG);
+- :mod:`~mpidrl.protocols.batch` (:class:`BatchRounds`): the same for a batch of trials as arrays;
+- :mod:`~mpidrl.protocols.aggregate` (:class:`AggregateRounds`): gradients until a stopping rule holds,
+  REPORT/STOP control, one Allreduce (synchronous NIGT, Rennala, Malenia);
+- :mod:`~mpidrl.protocols.roundtrip` (:class:`RoundTrips`): one round trip per gradient (AFedPG).
+
+Each protocol owns its planning (which agent computes what, the simulated clock), its exchange (through
+:class:`mpidrl.comm.Runtime`), its per-agent record columns and its message log, and declares the
+interface it drives on the algorithm side as abstract base classes (``Protocol.Learner``,
+``Protocol.Worker``). Protocols know no algorithm: variants are the algorithms' own hooks.
+"""
+
+from mpidrl.protocols.aggregate import AggregateLearner, AggregateRounds, AggregateWorker
+from mpidrl.protocols.base import (
+    AgentResult,
+    AlgorithmSpec,
+    Context,
+    LearnerBase,
+    Protocol,
+    RoundRecord,
+    Stateful,
+    Traffic,
+    Wire,
+)
+from mpidrl.protocols.batch import Batched, BatchLearner, BatchRounds, BatchWorker
+from mpidrl.protocols.roundtrip import RoundTripLearner, RoundTrips, RoundTripWorker
+from mpidrl.protocols.sync import SyncLearner, SyncRounds, SyncWorker
+
+__all__ = [
+    "AgentResult",
+    "AggregateLearner",
+    "AggregateRounds",
+    "AggregateWorker",
+    "AlgorithmSpec",
+    "BatchLearner",
+    "BatchRounds",
+    "BatchWorker",
+    "Batched",
+    "Context",
+    "LearnerBase",
+    "Protocol",
+    "RoundRecord",
+    "RoundTripLearner",
+    "RoundTripWorker",
+    "RoundTrips",
+    "Stateful",
+    "SyncLearner",
+    "SyncRounds",
+    "SyncWorker",
+    "Traffic",
+    "Wire",
+]

@@ -1,0 +1,370 @@
+"""Aggregate until a quota: asynchronous collection of gradients, then one Allreduce (the NIGT family).
+
+A round (:class:`AggregateRounds`), on every rank at once::
+
+    worker.begin(round)                     # the query point; no broadcast, every rank has the state
+    collect: each rank computes its agents' gradients, one at a time, earliest due first; after each
+             one it Isends a REPORT (agent, round, k) to rank 0. Rank 0, polling its reports between
+             its own gradients, applies the worker's stopping rule to the per-agent counts; when it holds
+             it Isends to every rank a STOP carrying the accepted count m_i of each of its agents.
+             Work not finished when the STOP arrives is dropped.
+    one Allreduce of an [n, d + 1] buffer: row i = (sum of agent i's first m_i gradients, m_i)
+    every rank combines the rows (``worker.combine``) and applies the result (``worker.apply``);
+    rank 0's learner applies it too
+    rank 0 gathers the per-agent statistics and receives the reports still in flight (dropped work)
+
+A worker whose :meth:`AggregateWorker.quota` is a number (synchronous rounds) needs no control
+messages: each agent computes its quota, and the Allreduce is the barrier.
+
+Why an [n, d + 1] buffer rather than a d-vector: each logical agent owns one row, so the sum is formed
+in agent order on every rank and is bit-identical whatever the number of ranks (a rank pre-summing
+its block would change the floating-point order). We count, per agent, the (d + 1) float64 it
+contributes (uplink) and receives back (downlink), as a deployment with one agent per rank would send.
+Control messages (REPORT: 3 int64 = 24 bytes; STOP: one int64 per agent = 8 bytes) are counted apart,
+per agent, in ``control_messages`` / ``control_bytes``.
+
+Planning, by the clock:
+
+- simulated mode: :func:`plan_first` decides, from the h_i, which gradients finish first; each agent
+  computes exactly those (ties broken by agent index), and the round lasts until the last counted
+  completion plus the Allreduce (the slowest kappa_i). Nothing sleeps. Rank 0 still runs the REPORT/STOP
+  exchange, stopping when the reports match the plan, so control traffic is the same as in real mode and
+  results do not depend on the number of ranks or on message timing.
+- real mode: the stopping rule is applied to the reports as they arrive; with ``time.delay_scale`` > 0
+  agent i waits h_i * delay_scale seconds before its k-th gradient (``delay``).
+"""
+
+from __future__ import annotations
+
+import abc
+import heapq
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mpidrl import timing
+from mpidrl.comm import Tag, block_owners, blocks
+from mpidrl.config import Config
+from mpidrl.protocols.base import (
+    RESULT_COLUMNS,
+    AgentResult,
+    LearnerBase,
+    Protocol,
+    RoundRecord,
+    Stateful,
+    Traffic,
+    result_row,
+    round_values,
+)
+from mpidrl.records import CONTROL, DOWNLINK, UPLINK
+
+REPORT_LEN = 3
+"""int64 words of a REPORT: agent, round, k"""
+REPORT_BYTES = REPORT_LEN * 8
+STOP_BYTES = 8
+"""bytes of the STOP message per agent (its accepted count)"""
+COLUMNS = (*RESULT_COLUMNS, "uplink_messages", "uplink_bytes", "control_messages", "control_bytes", "gradients")
+"""Per-agent statistics of an aggregation round."""
+UNLIMITED = 2**62
+"""cap of an agent's gradients in a round when only the stopping rule ends it"""
+
+
+class AggregateLearner(LearnerBase):
+    """Rank 0's replica of the state every worker holds; takes each round's aggregated gradient."""
+
+    @abc.abstractmethod
+    def apply(self, g: np.ndarray) -> None:
+        """Step with the round's aggregated gradient (the same ``g`` every worker applies)."""
+
+
+class AggregateWorker(Stateful):
+    """A block of agents computing gradients at the round's query point, with the round's rules."""
+
+    def __init__(self, agents: Sequence[int]):
+        self.agents = list(agents)
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """d, the length of a gradient."""
+
+    @abc.abstractmethod
+    def begin(self, round: int) -> None:
+        """Start a round (fix the query point)."""
+
+    @abc.abstractmethod
+    def compute(self, agent: int) -> None:
+        """One more gradient of ``agent`` (its k-th of the round), kept until the round ends."""
+
+    @abc.abstractmethod
+    def gradient_sum(self, agent: int, m: int) -> np.ndarray:
+        """The sum of the agent's first ``m`` gradients of the round, in the order computed."""
+
+    @abc.abstractmethod
+    def apply(self, g: np.ndarray) -> None:
+        """Step with the round's aggregated gradient."""
+
+    @abc.abstractmethod
+    def result(self, agent: int, accepted: int) -> AgentResult:
+        """The agent's round metrics, when its first ``accepted`` gradients were used."""
+
+    @abc.abstractmethod
+    def quota(self, round: int) -> int | None:
+        """Gradients each agent computes in a synchronous round, or None if :meth:`done` ends the round."""
+
+    @abc.abstractmethod
+    def done(self, counts: np.ndarray, round: int) -> bool:
+        """The stopping rule on the per-agent counts of finished gradients (all n agents, agent order)."""
+
+    @abc.abstractmethod
+    def combine(self, rows: np.ndarray) -> np.ndarray:
+        """The round's gradient from the Allreduced rows (sum_i, m_i) of every agent, in agent order."""
+
+
+def plan_first(
+    model: timing.TimeModel, round: int, done: Callable[[np.ndarray], bool], cap: int | None = None
+) -> tuple[np.ndarray, float]:
+    """Which gradients finish first: (count per agent, time of the last one counted) from the round's start.
+
+    Every agent computes back to back; completions are taken in time order, ties broken by the agent
+    index, until ``done(counts)`` holds. ``cap`` bounds each agent's count (synchronous rounds).
+    """
+    n = model.n
+    counts = np.zeros(n, dtype=np.int64)
+    chunk = 64
+    durations = [model.compute(round, i, chunk) for i in range(n)]
+    heap = [(float(durations[i][0]), i) for i in range(n) if cap is None or cap > 0]
+    heapq.heapify(heap)
+    now = 0.0
+    while not done(counts):
+        if not heap:
+            raise RuntimeError("the stopping rule cannot hold with the agents' caps")
+        now, i = heapq.heappop(heap)
+        counts[i] += 1
+        k = int(counts[i])
+        if cap is not None and k >= cap:
+            continue
+        if k >= len(durations[i]):
+            durations[i] = model.compute(round, i, 2 * len(durations[i]))
+        heapq.heappush(heap, (now + float(durations[i][k]), i))
+    return counts, now
+
+
+def delays(cfg: Config, model: timing.TimeModel, round: int) -> Callable[[int, int], float]:
+    """delay(agent, k): injected seconds before the agent's k-th gradient (real mode only)."""
+    scale = cfg.time.delay_scale
+    if cfg.time.mode != "real" or scale == 0:
+        return lambda agent, k: 0.0
+    return lambda agent, k: float(model.compute(round, agent, k + 1)[k]) * scale
+
+
+def report_tag(round: int) -> int:
+    return Tag.REPORT_ODD if round % 2 else Tag.REPORT
+
+
+def drain(collector, total: int) -> None:
+    """Rank 0's end of a round: receive what is still in flight until ``total`` messages have arrived,
+    cancel the posted receive, and complete its own sends. ``collector`` has ``rt``, ``req``,
+    ``received``, ``_take()`` and ``sends``."""
+    while collector.received < total:
+        collector.rt.wait(collector.req)
+        collector._take()
+    collector.rt.cancel(collector.req)
+    for _, req in collector.sends:
+        collector.rt.wait(req)
+
+
+class Coordinator:
+    """Rank 0's side of the collection: counts REPORTs, decides the stop, tells every rank."""
+
+    def __init__(self, rt, n: int, round: int, rule: Callable[[np.ndarray], bool]):
+        self.rt, self.n, self.round, self.rule = rt, n, round, rule
+        self.counts = np.zeros(n, dtype=np.int64)
+        self.received = 0
+        self.decided = False
+        self.sends: list[tuple[np.ndarray, object]] = []
+        self.buf = np.empty(REPORT_LEN, dtype=np.int64)
+        self.tag = report_tag(round)
+        self.req = rt.irecv(self.buf, self.tag)
+
+    def _take(self) -> None:
+        agent, rnd, _ = (int(v) for v in self.buf)
+        if rnd != self.round:
+            raise RuntimeError(f"report of round {rnd} received in round {self.round}")
+        self.received += 1
+        if not self.decided:
+            self.counts[agent] += 1
+        self.req = self.rt.irecv(self.buf, self.tag)
+
+    def poll(self) -> None:
+        """Take every report that has arrived; send the STOPs as soon as the rule holds."""
+        while not self.decided and self.req.Test():
+            self._take()
+            if self.rule(self.counts):
+                self.decided = True
+                for r, b in enumerate(blocks(self.n, self.rt.size)):
+                    buf = self.counts[b.start : b.stop].copy()
+                    self.sends.append((buf, self.rt.isend(buf, r, Tag.STOP)))
+
+
+def collect(rt, worker: AggregateWorker, round: int, n: int, rule, caps: np.ndarray, delay) -> tuple:
+    """Compute gradients until rank 0's STOP: (accepted, computed) for the block, rank 0's coordinator,
+    and the REPORT sends still to be completed (after rank 0's drain)."""
+    agents = worker.agents
+    coord = Coordinator(rt, n, round, rule) if rt.is_root else None
+    accepted = np.zeros(len(agents), dtype=np.int64)
+    stop_req = rt.irecv(accepted, Tag.STOP, source=0)
+    computed = np.zeros(len(agents), dtype=np.int64)
+    sends = []
+    now = time.perf_counter()
+    due = [now + delay(a, 0) for a in agents]
+    pause = 1e-5
+    while True:
+        if coord is not None:
+            coord.poll()
+        if stop_req.Test():
+            break
+        # release the sends that completed (the rest are completed after rank 0's drain)
+        sends = [(m, req) for m, req in sends if not req.Test()]
+        ready = [j for j in range(len(agents)) if computed[j] < caps[agents[j]]]
+        j = min(ready, key=lambda j: (due[j], j)) if ready else None
+        now = time.perf_counter()
+        if j is not None and now >= due[j]:
+            worker.compute(agents[j])
+            msg = np.array([agents[j], round, computed[j]], dtype=np.int64)
+            sends.append((msg, rt.isend(msg, 0, report_tag(round))))
+            computed[j] += 1
+            due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
+            pause = 1e-5
+            continue
+        wait = rt.max_sleep if j is None else min(rt.max_sleep, due[j] - now)
+        time.sleep(max(min(pause, wait), 1e-6))
+        pause = min(2 * pause, rt.max_sleep)
+    return accepted, computed, coord, sends
+
+
+def compute_quota(worker: AggregateWorker, caps: np.ndarray, delay) -> np.ndarray:
+    """Every hosted agent computes ``caps[agent]`` gradients, earliest due first (agents of one rank
+    wait for their injected delays concurrently, as separate machines would)."""
+    agents = worker.agents
+    computed = np.zeros(len(agents), dtype=np.int64)
+    now = time.perf_counter()
+    due = [now + delay(a, 0) for a in agents]
+    while True:
+        ready = [j for j in range(len(agents)) if computed[j] < caps[agents[j]]]
+        if not ready:
+            return computed
+        j = min(ready, key=lambda j: (due[j], j))
+        wait = due[j] - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        worker.compute(agents[j])
+        computed[j] += 1
+        due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
+
+
+def aggregate_traffic(values: dict[str, np.ndarray], payload: int, up_kind: str, down_kind: str) -> Traffic:
+    """A round's message log: each agent's Allreduce share both ways, then its REPORTs and its STOP."""
+    traffic = Traffic()
+    reports = values["control_messages"].astype(int)
+    for agent in range(len(reports)):
+        traffic.add(agent, UPLINK, up_kind, payload)
+        traffic.add(agent, DOWNLINK, down_kind, payload)
+        if reports[agent]:
+            traffic.add([agent] * (reports[agent] - 1), UPLINK, CONTROL, REPORT_BYTES)
+            traffic.add(agent, DOWNLINK, CONTROL, STOP_BYTES)
+    return traffic
+
+
+class AsyncRounds(Protocol):
+    """What the asynchronous protocols share: the time model that plans their rounds, and the round's end."""
+
+    diagnostics = ("gradients",)
+
+    def __init__(self, spec, ctx, rt):
+        super().__init__(spec, ctx, rt)
+        cfg = ctx.cfg
+        self.model = timing.TimeModel(cfg.time, ctx.n, ctx.seed, ctx.trial, spec.policy_size(cfg, ctx.env_spec))
+        self.simulated = cfg.time.mode == "simulated"
+        self.sim_time = 0.0 if self.simulated else np.nan
+
+    def finish(
+        self, columns: Sequence[str], stats: np.ndarray, collector: Any, sends: list, duration: float
+    ) -> dict[str, np.ndarray] | None:
+        """End a round: gather every rank's statistics, let rank 0 (``collector``) receive the messages of
+        dropped work still in flight, complete this rank's sends; on rank 0 the round's values."""
+        rt = self.rt
+        stats = rt.gather_rows(stats, self.ctx.n)
+        if collector is not None:
+            drain(collector, int(stats[:, columns.index("episodes")].sum()))
+        # only now: a message too large for an eager send completes when rank 0 receives it, which for
+        # dropped work happens in the drain above, after the gather
+        for _, req in sends:
+            rt.wait(req)
+        if not rt.is_root:
+            return None
+        if self.simulated:
+            self.sim_time += duration
+        values = round_values(columns, stats)
+        values["rank"] = block_owners(self.ctx.n, rt.size)
+        values["sim_time"] = self.sim_time
+        return values
+
+
+class AggregateRounds(AsyncRounds):
+    """Aggregation rounds of one trial (see the module docstring)."""
+
+    Learner = AggregateLearner
+    Worker = AggregateWorker
+
+    def plan(self, round: int) -> tuple[Callable[[np.ndarray], bool] | None, np.ndarray, float]:
+        """(rule for rank 0, caps per agent, simulated duration) of a round; no rule: a synchronous round."""
+        n, model, worker = self.ctx.n, self.model, self.worker
+        q = worker.quota(round)
+        if q is not None:
+            busy = max(float(model.compute(round, i, q).sum()) for i in range(n))
+            return None, np.full(n, q), busy + model.allreduce(round)
+        rule = lambda counts: worker.done(counts, round)  # noqa: E731
+        if not self.simulated:
+            return rule, np.full(n, UNLIMITED), np.nan
+        plan, t_stop = plan_first(model, round, rule)
+        return (lambda counts: bool(np.array_equal(counts, plan))), plan, t_stop + model.allreduce(round)
+
+    def run(self, round: int) -> list[RoundRecord] | None:
+        rt, worker, n = self.rt, self.worker, self.ctx.n
+        rule, caps, duration = self.plan(round)
+        delay = delays(self.ctx.cfg, self.model, round)
+        worker.begin(round)
+        coord, sends = None, []
+        if rule is None:
+            computed = compute_quota(worker, caps, delay)
+            accepted = computed.copy()
+        else:
+            accepted, computed, coord, sends = collect(rt, worker, round, n, rule, caps, delay)
+
+        rows = np.zeros((n, worker.size + 1))
+        for j, agent in enumerate(worker.agents):
+            m = int(accepted[j])
+            if m:
+                rows[agent, :-1] = worker.gradient_sum(agent, m)
+                rows[agent, -1] = m
+        g = worker.combine(rt.allreduce_sum(rows))
+        worker.apply(g)
+
+        payload = (worker.size + 1) * 8
+        stats = np.zeros((len(worker.agents), len(COLUMNS)))
+        for j, agent in enumerate(worker.agents):
+            res = worker.result(agent, int(accepted[j]))
+            ctrl_msgs = int(computed[j]) + 1 if rule is not None else 0
+            ctrl_bytes = int(computed[j]) * REPORT_BYTES + STOP_BYTES if rule is not None else 0
+            stats[j] = (*result_row(res), 1, payload, ctrl_msgs, ctrl_bytes, accepted[j])
+        values = self.finish(COLUMNS, stats, coord, sends, duration)
+        if values is None:
+            return None
+        self.learner.apply(g)
+        values["downlink_bytes"] = np.full(n, payload)
+        wire = self.spec.wire
+        traffic = aggregate_traffic(values, payload, wire.uplink_kind, wire.downlink_kind)
+        return [RoundRecord(values, traffic)]
