@@ -23,7 +23,13 @@ run: $(STAMP)
 	$(BIN)/mpiexec -n $(NP) $(BIN)/mpidrl run configs/default.toml --out $(RUN_OUT).h5 --overwrite
 	$(BIN)/mpidrl plot $(RUN_OUT).h5 -o $(RUN_OUT).png --title "ES on CartPole-v1 (configs/default.toml)"
 
-test: $(STAMP)
+# the contract tests run every registered algorithm, the example's too (docs/extending.md)
+EXAMPLE_STAMP := $(VENV)/.example
+$(EXAMPLE_STAMP): $(STAMP) examples/custom_algorithm/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e examples/custom_algorithm
+	touch $@
+
+test: $(STAMP) $(EXAMPLE_STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)

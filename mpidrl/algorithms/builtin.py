@@ -13,6 +13,16 @@ from mpidrl.protocols import AggregateRounds, AlgorithmSpec, Batched, BatchLearn
 RETURN = Wire(uplink_kind="return", downlink_kind="params")
 """ES family: one float64 return up, theta down"""
 
+SMALL_ES = {"agents": {"n": 6}, "algo": {"sigma": 0.1, "fitness_shaping": "centered_rank"}, "policy": {"hidden": [4]}}
+"""the examples' settings: a few agents and a small policy on CartPole-v1 (the default environment)"""
+SMALL_GRID = {"env": {"id": "mpidrl/SimpleGrid-v0", "gamma": 0.9, "max_steps": 30}, "agents": {"n": 4}}
+SMALL_PG = {
+    "agents": {"n": 3},
+    "algo": {"M": 4, "M_init": 4, "H": 30},
+    "policy": {"hidden": [6]},
+    "time": {"mode": "simulated", "h": "sqrt(i)", "kappa": 0.5},
+}
+
 ES = AlgorithmSpec(
     params=es.ESParams,
     learner=es.ESLearner,
@@ -21,6 +31,7 @@ ES = AlgorithmSpec(
     wire=RETURN,
     movable=True,
     batch=Batched(worker=batched.BatchESWorker, check=batched.check_es),
+    example=SMALL_ES,
 )
 
 ESPC = AlgorithmSpec(
@@ -30,6 +41,7 @@ ESPC = AlgorithmSpec(
     protocol=SyncRounds,
     wire=RETURN,
     diagnostics=espc.DIAGNOSTICS,
+    example={**SMALL_ES, "algo": {**SMALL_ES["algo"], "m": 3, "k": 3}},
 )
 
 ES_FIXED = AlgorithmSpec(
@@ -40,6 +52,7 @@ ES_FIXED = AlgorithmSpec(
     wire=RETURN,
     diagnostics=espc.DIAGNOSTICS,
     movable=True,
+    example={**SMALL_ES, "algo": {**SMALL_ES["algo"], "m": 3}},
 )
 
 DQL = AlgorithmSpec(
@@ -51,6 +64,7 @@ DQL = AlgorithmSpec(
     check=qlearning.check_tabular,
     policy_size=qlearning.table_size,
     batch=Batched(worker=batched.BatchDQLWorker, learner=batched.BatchQLearner, check=batched.check_grid),
+    example=SMALL_GRID,
 )
 
 EBCDQL = AlgorithmSpec(
@@ -63,6 +77,7 @@ EBCDQL = AlgorithmSpec(
     check=qlearning.check_tabular,
     policy_size=qlearning.table_size,
     batch=Batched(worker=batched.BatchEBCDQLWorker, learner=batched.BatchQLearner, check=batched.check_grid),
+    example={**SMALL_GRID, "env": {**SMALL_GRID["env"], "id": "mpidrl/WindyGrid-v0"}},
 )
 
 DAVIA = AlgorithmSpec(
@@ -75,6 +90,7 @@ DAVIA = AlgorithmSpec(
     check=qlearning.check_tabular,
     policy_size=davia.weight_count,
     batch=Batched(worker=batched.BatchDAVIAWorker, learner=BatchLearner, check=batched.check_grid),
+    example={**SMALL_GRID, "algo": {"lam": 0.055, "horizon": 4, "rho": 0.9}},
 )
 
 GRADIENT_SUM = Wire(uplink_kind="gradient_sum", downlink_kind="gradient_sum")
@@ -90,6 +106,7 @@ def _nigt(worker: type) -> AlgorithmSpec:
         protocol=AggregateRounds,
         wire=GRADIENT_SUM,
         policy_size=policy_size,
+        example=SMALL_PG,
     )
 
 
@@ -106,6 +123,7 @@ AFEDPG = AlgorithmSpec(
     protocol=RoundTrips,
     wire=Wire(uplink_kind="gradient", downlink_kind="params"),
     policy_size=policy_size,
+    example=SMALL_PG,
 )
 
 LAPG = AlgorithmSpec(
@@ -116,6 +134,7 @@ LAPG = AlgorithmSpec(
     wire=Wire(uplink_kind="gradient", downlink_kind="params"),
     diagnostics=("change", "threshold"),
     policy_size=policy_size,
+    example={"agents": {"n": 3}, "algo": {"H": 30, "batch": 2, "max_staleness": 2}, "policy": {"hidden": [6]}},
 )
 
 __all__ = ["AFEDPG", "DAVIA", "DQL", "EBCDQL", "ES", "ESPC", "ES_FIXED", "LAPG", "MALENIA", "RENNALA", "SYNC"]

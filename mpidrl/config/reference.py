@@ -61,7 +61,8 @@ def markdown() -> str:
     for section, cls in SECTIONS.items():
         out += [f"## [{section}]", "", (cls.__doc__ or "").strip(), "", *table(section, cls), ""]
     out += ["## [algo]", "", "`name` selects the algorithm; the other keys are that algorithm's.", ""]
-    for name, spec in registry.specs().items():
+    for name in registry.BUILTINS:  # installed plugins document themselves
+        spec = registry.lookup(name)
         doc = spec.doc or spec.params.__doc__ or ""
         out += [f'### `name = "{name}"`', "", doc.strip(), "", *table("algo", spec.params, name), ""]
     return "\n".join(out)

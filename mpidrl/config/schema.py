@@ -8,6 +8,7 @@ reports the first problem as one line naming the dotted key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -78,10 +79,15 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:
+                raise ConfigError(f"{key}: {value} does not fit in a 64-bit integer")
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            number = float(value) if isinstance(value, float) or abs(value) < 2**1023 else math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}: expected a finite number, got {value}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value

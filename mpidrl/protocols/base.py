@@ -95,6 +95,9 @@ class AlgorithmSpec:
     can run in batches (``[run] trial_batch``), else None"""
     resumable: bool = True
     """capability: learner and worker state round-trip through a checkpoint, so ``--resume`` is exact"""
+    example: dict = field(default_factory=dict)
+    """a small config (TOML tables merged over the defaults; ``algo.name`` is added) on which the
+    algorithm runs in seconds: the contract tests run every registered algorithm on its example"""
     doc: str = ""
     """what the algorithm does, for the config reference (default: the docstring of ``params``)"""
     name: str = ""
