@@ -29,8 +29,10 @@ $(EXAMPLE_STAMP): $(STAMP) examples/custom_algorithm/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e examples/custom_algorithm
 	touch $@
 
+# then the MPI tests again with MPICH emulating two nodes, so that no node-local assumption hides
 test: $(STAMP) $(EXAMPLE_STAMP)
 	$(BIN)/python -m pytest -q tests
+	MPIR_CVAR_NUM_CLIQUES=2 $(BIN)/python -m pytest -q -m mpi tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check mpidrl tests analysis benchmarks

@@ -3,7 +3,7 @@
 import h5py
 import numpy as np
 import pytest
-from helpers import mpirun, write_config
+from helpers import ROOT, mpirun, write_config
 
 CONFIG = """
 [run]
@@ -88,3 +88,23 @@ def test_bad_config_under_mpi_exits_2_on_every_rank(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("algo.sigma: must be > 0") == 1  # rank 0 alone speaks
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.mpi
+def test_the_memory_check_counts_the_agents_of_this_node(tmp_path):
+    """With MPICH emulating two nodes of two ranks, agents that fit on each node but not on one pass; rank 0
+    alone checks (every rank re-checking with the whole job on its node refused such a run)."""
+    from mpidrl.envs import available_memory
+
+    mb = 256
+    n = int(1.5 * available_memory() / (mb * 2**20))  # 1.5x this machine's memory, 0.75x per emulated node
+    cfg = write_config(tmp_path / "c.toml", CONFIG)
+    args = ["run", str(cfg), "--set", f"agents.n={n}", "--set", 'env.id="heavy_env:Heavy-v0"', "--set", "run.trials=1"]
+    args += ["--set", "run.rounds=1", "--set", 'agents.placement="blocks"', "--set", f"env.kwargs={{mb = {mb}}}"]
+    env = {"PYTHONPATH": str(ROOT / "tests"), "MPIR_CVAR_NUM_CLIQUES": "1"}
+    one_node = mpirun(4, [*args, "--out", str(tmp_path / "one.h5")], check=False, timeout=120, env=env)
+    assert one_node.returncode == 2 and "use fewer agents or more nodes" in one_node.stderr
+    two_nodes = {**env, "MPIR_CVAR_NUM_CLIQUES": "2"}
+    mpirun(4, [*args, "--out", str(tmp_path / "two.h5")], timeout=120, env=two_nodes)
+    with h5py.File(tmp_path / "two.h5") as f:
+        assert f.attrs["status"] == "complete" and f.attrs["n_agents"] == n

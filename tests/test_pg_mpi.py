@@ -7,6 +7,8 @@ from helpers import mpidrl, mpirun, write_config
 from mpidrl.protocols.aggregate import REPORT_BYTES, STOP_BYTES
 from mpidrl.store import read_messages, read_run
 
+pytestmark = pytest.mark.mpi
+
 BASE = """
 [run]
 seed = 3

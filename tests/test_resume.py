@@ -1,5 +1,5 @@
-"""Resume is exact for every algorithm family: a run stopped by a signal and resumed (at another world
-size) ends bit-identical to an uninterrupted run with the same seed."""
+"""Resume is exact for batched trials and the scalar downlink too: a run stopped by a signal and resumed
+(at another world size) ends bit-identical to an uninterrupted run with the same seed."""
 
 import io
 import signal
@@ -14,6 +14,8 @@ from mpidrl.comm import Runtime
 from mpidrl.config import load
 from mpidrl.log import Progress
 from mpidrl.run import Experiment, Interrupted, StopRequest
+
+pytestmark = pytest.mark.mpi
 
 COMPARED = [
     "reward",
@@ -30,9 +32,6 @@ COMPARED = [
 ]
 
 CASES = {
-    "dql": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="dql"', "run.rounds=30"],
-    "ebcdql": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="ebcdql"', "run.rounds=30"],
-    "davia": ['env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", 'algo.name="davia"', "run.rounds=30"],
     "dql-batch": ['env.id="mpidrl/WindyGrid-v0"', 'algo.name="dql"', "run.rounds=30", "run.trial_batch=2"],
     "ebcdql-batch": [
         'env.id="mpidrl/SimpleGrid-v0"',
@@ -52,29 +51,6 @@ CASES = {
         "run.eval_every=3",
         "run.eval_episodes=1",
     ],
-    "rennala-nigt": [
-        'algo.name="rennala-nigt"',
-        "algo.M=4",
-        "algo.M_init=4",
-        "algo.H=40",
-        "run.rounds=12",
-        'time.mode="simulated"',
-        'time.h="sqrt(i)"',
-        "time.kappa=0.5",
-        "policy.hidden=[8]",
-    ],
-    "lapg": ['algo.name="lapg"', "algo.H=40", "run.rounds=12", "policy.hidden=[8]"],
-    "es": ["run.rounds=12", "algo.sigma=0.1", "policy.hidden=[4]", "run.eval_every=3", "run.eval_episodes=1"],
-    "espc": [
-        'algo.name="espc"',
-        "agents.n=5",
-        "algo.m=2",
-        "algo.k=3",
-        "run.rounds=12",
-        "policy.hidden=[4]",
-        "run.record_messages=true",
-    ],
-    "es-fixed": ['algo.name="es-fixed"', "algo.m=2", "run.rounds=12", "policy.hidden=[4]"],
     "espc-returns": [
         'algo.name="espc"',
         "algo.m=2",
@@ -84,6 +60,7 @@ CASES = {
         "policy.hidden=[4]",
     ],
 }
+"""Variants beyond each algorithm's example (tests/test_contract.py resumes every registered algorithm)."""
 
 
 class StopAt(Progress):
