@@ -1,33 +1,51 @@
 """Running an experiment: trials of rounds, metrics to the run file, checkpoints, clean stops.
 
 Every rank runs an :class:`Experiment` with the same validated config; rank 0 also owns the learner, the
-run file and the progress report. At the start of every round rank 0 broadcasts control flags: save a
-checkpoint (every ``run.checkpoint_every`` rounds, and before a stop) and stop cleanly (after SIGTERM or
-SIGINT, which SLURM and mpiexec deliver to every rank). A checkpoint holds the learner's and every
-agent's state; with the counter-based random streams that is all a resumed run needs to be
-bit-identical to an uninterrupted one.
+run file and the progress report. At the start of every round the ranks agree on control flags (an
+Allreduce of each rank's own): save a checkpoint (every ``run.checkpoint_every`` rounds, and before a
+stop) and stop cleanly (after SIGTERM or SIGINT reached any rank). A checkpoint holds the learner's and
+every agent's state; with the counter-based random streams that is all a resumed run needs to be
+bit-identical to an uninterrupted one. At the end of each trial its final state is saved too: the learned
+policy, and what a run extended to more rounds (``--resume --set run.rounds=N``) continues from.
+
+On rank 0 a :class:`Monitor` thread flushes queued rounds at least once a second and beats the run
+file's heartbeat whatever the main thread is doing, and, when another rank reports a failure, marks
+the file ``failed`` and ends the job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
-import signal
+import socket
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mpidrl import __version__, registry, rng, timing
-from mpidrl.comm import Control
+from mpidrl.comm import Control, PeerFailed
 from mpidrl.comm.runtime import Runtime, library_version, mpi4py_version
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec, make_env, observation_encoder, rollout
 from mpidrl.log import Progress
 from mpidrl.protocols import Context, LearnerBase, Protocol, RoundRecord
-from mpidrl.store import Checkpoint, RunWriter, read_checkpoint
+from mpidrl.signals import REQUEST, StopNow, StopRequest
+from mpidrl.store import (
+    Checkpoint,
+    DamagedState,
+    RunFileError,
+    RunWriter,
+    WriteError,
+    load_checkpoint,
+    open_file,
+    read_final,
+)
 
 PROGRESS = ("uplink_messages", "uplink_bytes", "downlink_bytes")
 """Per-agent metrics whose round means (over the agents, and the trials of a batch) a progress line shows."""
@@ -45,6 +63,17 @@ def git_sha() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def job() -> dict[str, Any]:
+    """The SLURM job (if any), host and time of this process: who wrote or continued a run file."""
+    return {
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+        "slurm_array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID", ""),
+        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID", ""),
+        "host": socket.gethostname(),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def provenance(cfg: Config, rt: Runtime) -> dict[str, Any]:
@@ -91,20 +120,40 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-class StopRequest:
-    """Turns SIGTERM and SIGINT into a request to stop at the next round; a second signal stops at once."""
+class StartError(Exception):
+    """The run file cannot be written or continued; the message is one line (exit status 2)."""
 
-    def __init__(self) -> None:
-        self.signum = 0
 
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+class Monitor(threading.Thread):
+    """Rank 0's watch while the experiment runs: flushes queued rounds and beats the run file's heartbeat,
+    and takes failure notices of other ranks (where MPI allows a second thread to), so that a failure is
+    recorded and the job ended within a fraction of a second whatever the main thread is doing."""
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum:
-            raise KeyboardInterrupt
-        self.signum = signum
+    def __init__(self, rt: Runtime, writer: RunWriter, every: float = 0.05):
+        super().__init__(name="mpidrl-monitor", daemon=True)
+        self.rt, self.writer, self.every = rt, writer, every
+        self.done = threading.Event()
+        self.watching = rt.size > 1 and rt.thread_multiple
+        rt.watched = self.watching  # the main thread no longer takes failure notices itself
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            try:
+                self.writer.tick()
+                if self.watching:
+                    self.rt.check_peers()
+            except PeerFailed as exc:
+                sys.stderr.write(f"mpidrl: {exc}; ending the job\n")
+                self.writer.set_status("failed")
+                self.rt.acknowledge_failure(exc.rank)
+                self.rt.abort(1)
+            except Exception as exc:  # the run goes on; its file is flushed again at the next round
+                sys.stderr.write(f"mpidrl: monitor: {type(exc).__name__}: {exc}\n")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        self.rt.watched = False
 
 
 class Experiment:
@@ -118,40 +167,65 @@ class Experiment:
         rt: Runtime,
         progress: Progress | None = None,
         stop: StopRequest | None = None,
+        overwrite: bool = False,
     ):
         self.cfg, self.env_spec, self.out, self.rt = cfg, env_spec, Path(out), rt
         self.spec = registry.lookup(cfg.algo.name)
         self.progress = progress or Progress(rt.rank, cfg.run.trials, cfg.run.rounds, cfg.run.log_every)
-        self.stop = stop or StopRequest()
+        self.stop = stop or REQUEST
+        self.overwrite = overwrite
         self.writer: RunWriter | None = None
-        self.learner_state: dict[str, np.ndarray] | None = None
+        self.starts: dict[int, Checkpoint] = {}
+        """rank 0: the saved state each batch of trials continues from, by its first trial"""
 
     def run(self, resume: bool = False) -> None:
-        """Run (or, with ``resume``, continue) every trial; raises on failure or :class:`Interrupted`."""
+        """Run (or, with ``resume``, continue) every trial; raises on failure, :class:`Interrupted` or
+        :class:`StartError` (on every rank, when the run file cannot be written)."""
         cfg, rt = self.cfg, self.rt
-        start = None
+        plan = None
         if rt.is_root:
-            start = self._open(resume)
-        first_trial, ckpt_round, worker_state, clocks = rt.share(start)
-        batch = cfg.run.trial_batch
+            try:
+                plan = ("ok", self._open(resume))
+            except (OSError, RunFileError, DamagedState, FileExistsError) as exc:
+                plan = ("error", f"{self.out}: {exc}" if str(self.out) not in str(exc) else str(exc))
+        status, plan = rt.share(plan)
+        if status == "error":
+            raise StartError(plan)
+        first_trial, starts = plan
+        monitor = Monitor(rt, self.writer) if self.writer is not None else None
+        if monitor is not None:
+            monitor.start()
         try:
-            for first in range(first_trial, cfg.run.trials, batch):
-                resumed = (ckpt_round, worker_state, clocks) if first == first_trial and ckpt_round else None
-                self._trials(range(first, min(first + batch, cfg.run.trials)), resumed)
+            for first in range(first_trial, cfg.run.trials, cfg.run.trial_batch):
+                trials = range(first, min(first + cfg.run.trial_batch, cfg.run.trials))
+                self._trials(trials, starts.get(first))
         except Interrupted:
-            if self.writer is not None:
-                self.writer.close("interrupted")
+            self._close(monitor, "interrupted")
             rt.barrier()  # nobody exits (and gets the job killed) before rank 0 has closed the file
             raise
         except BaseException as exc:
-            if self.writer is not None:
-                self.writer.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            self._close(monitor, "interrupted" if isinstance(exc, (StopNow, KeyboardInterrupt)) else "failed")
             raise
-        if self.writer is not None:
-            self.writer.close("complete")
+        self._close(monitor, "complete")
 
-    def _open(self, resume: bool) -> tuple[int, int, dict[str, np.ndarray], tuple[float, float]]:
-        """Rank 0: create or reopen the run file; where to start and the agents' saved state."""
+    def _close(self, monitor: Monitor | None, status: str) -> None:
+        if monitor is not None:
+            monitor.stop()
+        if self.writer is None:
+            return
+        if status == "failed" and self.writer.created and not self.writer.data_written:
+            self.writer.discard()  # a start that failed leaves no file behind
+        elif self.writer.broken is not None or status != "complete":
+            try:
+                self.writer.close(status)
+            except WriteError:  # the failure being raised says more
+                self.writer.discard()
+        else:
+            self.writer.close(status)
+
+    def _open(self, resume: bool) -> tuple[int, dict[int, tuple[int, float, float]]]:
+        """Rank 0: create or reopen the run file; the first trial to run and, for each batch of trials that
+        continues from saved state, (round, wall time, sim time) of that state (kept in ``self.starts``)."""
         cfg, n = self.cfg, self.cfg.agents.n
         if not resume:
             self.writer = RunWriter(
@@ -162,28 +236,50 @@ class Experiment:
                 (*self.spec.protocol.diagnostics, *self.spec.diagnostics),
                 cfg.run.record_messages,
                 FLUSH_EVERY,
+                overwrite=self.overwrite,
             )
             self.progress.info(
                 f"mpidrl {__version__}: {cfg.algo.name} on {cfg.env.id}, {n} agents on "
                 f"{self.rt.size} rank(s), {cfg.run.trials} trial(s) x {cfg.run.rounds} rounds "
                 f"-> {self.out}"
             )
-            return 0, 0, {}, (0.0, np.nan)
-        ckpt = read_checkpoint(self.out)
-        self.writer = RunWriter.reopen(self.out, FLUSH_EVERY)
-        trials_done = int(self.writer.file.attrs["trials_done"])
-        if ckpt is None or ckpt.trial < trials_done:
-            start = (trials_done, 0, {}, (0.0, np.nan))
-        else:
-            self.learner_state = ckpt.learner
-            start = (ckpt.trial, ckpt.round, ckpt.workers, (ckpt.wall_time, ckpt.sim_time))
-        self.writer.truncate_messages(start[0], start[1], cfg.run.trial_batch)
-        self.progress.info(f"mpidrl {__version__}: resuming {self.out} at trial {start[0] + 1} round {start[1] + 1}")
-        return start
+            return 0, {}
+        first_trial, starts = self._resume_plan()  # read and checked before the file is touched
+        self.writer = RunWriter.reopen(self.out, FLUSH_EVERY, resumed_by={**job(), "world_size": self.rt.size})
+        self.writer.set_attrs({"config": cfg.to_json()})  # an extended run's rounds
+        begins = {t: s.round for first, s in starts.items() for t in range(first, first + cfg.run.trial_batch)}
+        self.writer.truncate_messages({t: begins.get(t, 0) for t in range(first_trial, cfg.run.trials)}, cfg.run.trials)
+        self.starts = starts
+        at = min(((t, s.round) for t, s in starts.items()), default=(first_trial, 0))
+        self.progress.info(f"mpidrl {__version__}: resuming {self.out} at trial {at[0] + 1} round {at[1] + 1}")
+        return first_trial, {first: (s.round, s.wall_time, s.sim_time) for first, s in starts.items()}
 
-    def _trials(self, trials: range, resumed: tuple | None) -> None:
-        """All rounds of one trial, or of a batch of trials run together (``run.trial_batch`` > 1), from a
-        checkpoint when ``resumed`` is (round, worker state, clocks)."""
+    def _resume_plan(self) -> tuple[int, dict[int, Checkpoint]]:
+        """Where each batch of trials continues: the newest of its checkpoint and its final state."""
+        cfg = self.cfg
+        with open_file(self.out) as f:
+            trials_done = int(f.attrs.get("trials_done", 0))
+            stored = int(json_config(f)["run"]["rounds"])
+            if stored < cfg.run.rounds:  # extended: every trial continues from its final state
+                trials_done = 0
+            ckpt, notes = load_checkpoint(f, cfg.run.trials, cfg.run.rounds, cfg.agents.n)
+            finals = read_final(f)
+        for note in notes:
+            self.progress.info(f"mpidrl: warning: {note}")
+        starts: dict[int, Checkpoint] = {}
+        for first, state in finals.items():
+            if first >= trials_done and state.round < cfg.run.rounds:
+                starts[first] = state
+        if ckpt is not None and ckpt.trial >= trials_done:
+            batch_first = ckpt.trial - (ckpt.trial % cfg.run.trial_batch)
+            if batch_first not in starts or starts[batch_first].round < ckpt.round:
+                starts[batch_first] = ckpt
+        first_trial = trials_done - trials_done % cfg.run.trial_batch
+        return first_trial, starts
+
+    def _trials(self, trials: range, resumed: tuple[int, float, float] | None) -> None:
+        """All rounds of one trial, or of a batch of trials run together (``run.trial_batch`` > 1), from
+        saved state when ``resumed`` is (round, wall time, sim time)."""
         cfg, rt, n = self.cfg, self.rt, self.cfg.agents.n
         contexts = [Context(cfg, trial, self.env_spec) for trial in trials]
         protocol = self.spec.protocol.start(self.spec, contexts, rt)
@@ -191,45 +287,51 @@ class Experiment:
         wall = timing.WallClock()
         first = 0
         if resumed:
-            first, worker_state, (wall_time, sim_time) = resumed
+            first, wall_time, sim_time = resumed
+            saved = self.starts.get(trials[0])
+            worker_state = rt.share(saved.workers if rt.is_root else None)
             block = rt.block(n)
             protocol.worker.load_state_dict(
                 {k: v if k.startswith("shared/") else v[block.start : block.stop] for k, v in worker_state.items()}
             )
             if protocol.learner is not None:
-                protocol.learner.load_state_dict(self.learner_state)
+                protocol.learner.load_state_dict(saved.learner)
             wall.t0 -= wall_time
             protocol.sim_time = sim_time
         for r in range(first, cfg.run.rounds):
-            flags = rt.control(self._decide(r, first) if rt.is_root else Control.CONTINUE)
+            flags = rt.control(self._decide(r, first))
             if flags & Control.CHECKPOINT:
-                self._checkpoint(trials[0], r, protocol, wall)
+                self._save(protocol, Checkpoint(trials[0], r, wall.now(), protocol.sim_time, {}, {}))
             if flags & Control.STOP:
                 which = f"trial {trials[0] + 1}" if len(trials) == 1 else f"trials {trials[0] + 1}-{trials[-1] + 1}"
                 self.progress.info(
                     f"stopping before round {r + 1} of {which}: checkpoint saved; "
                     f"continue with: mpidrl run --resume {self.out}"
                 )
-                raise Interrupted(self.stop.signum or signal.SIGTERM)
+                protocol.close()  # every rank stops here together: what the rounds hold over MPI is released
+                raise Interrupted(self.stop.signum or 15)
             records = protocol.run(r)
             if records is not None:
                 self._record(trials, r, protocol, wall, records)
+        self._save(protocol, Checkpoint(trials[0], cfg.run.rounds, wall.now(), protocol.sim_time, {}, {}), trials)
         protocol.close()
         if self.writer is not None:
             self.writer.end_trial(trials[-1])
 
     def _decide(self, r: int, first: int) -> Control:
-        """Rank 0: the control flags of round ``r``."""
+        """This rank's control flags for round ``r`` (every rank's are combined): a checkpoint on rank 0's
+        schedule, a stop on any rank that received a signal."""
         flags = Control.CONTINUE
         every = self.cfg.run.checkpoint_every
-        if every and r > first and r % every == 0:
+        if self.rt.is_root and every and r > first and r % every == 0:
             flags |= Control.CHECKPOINT
         if self.stop.signum:
             flags |= Control.CHECKPOINT | Control.STOP
         return flags
 
-    def _checkpoint(self, trial: int, r: int, protocol: Protocol, wall: timing.WallClock) -> None:
-        """Gather every rank's worker state and save it with the learner's (before round ``r``).
+    def _save(self, protocol: Protocol, at: Checkpoint, final: range | None = None) -> None:
+        """Gather every rank's worker state and save it with the learner's: as the checkpoint before round
+        ``at.round``, or (``final``: the trials run) as the state those trials ended in.
 
         Worker state keys starting with ``shared/`` are identical on every rank (a replica of the
         learner's state) and are kept once; every other key holds one row per hosted agent.
@@ -237,11 +339,14 @@ class Experiment:
         states = self.rt.gather_objects(protocol.worker.state_dict())
         if not self.rt.is_root:
             return
-        workers = {
+        at.workers = {
             k: states[0][k] if k.startswith("shared/") else np.concatenate([s[k] for s in states]) for k in states[0]
         }
-        state = protocol.learner.state_dict()
-        self.writer.write_checkpoint(Checkpoint(trial, r, wall.now(), protocol.sim_time, state, workers))
+        at.learner = protocol.learner.state_dict()
+        if final is None:
+            self.writer.write_checkpoint(at)
+        else:
+            self.writer.write_final(final[0], final[-1], at)
 
     def _record(
         self, trials: range, r: int, protocol: Protocol, wall: timing.WallClock, records: list[RoundRecord]
@@ -269,3 +374,8 @@ class Experiment:
             *(float(means[k].mean()) for k in PROGRESS),
             first=trials[0],
         )
+
+
+def json_config(file: Any) -> dict[str, Any]:
+    """The config stored in an open run file."""
+    return json.loads(file.attrs["config"])

@@ -55,10 +55,30 @@ NAMES = ("i", "n", "d")
 """the variables of a time formula: agent number (1-based), agent count, policy parameter count"""
 
 
+MAX_FORMULA = 500
+"""characters of a time formula at most"""
+MAX_TIME = 1e9
+"""seconds a compute or communication time may take at most (about 30 years)"""
+MAX_LOG_SIGMA = 5.0
+"""widest lognormal time table (sigma of the underlying normal)"""
+
+
+class _Floats(ast.NodeTransformer):
+    """Integer constants become floats: a formula's arithmetic is then float arithmetic, whose results are
+    bounded (it overflows instead of computing 9 ** 9 ** 9 exactly, for ever)."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.Constant:
+        if isinstance(node.value, int) and not isinstance(node.value, bool):
+            return ast.copy_location(ast.Constant(float(node.value)), node)
+        return node
+
+
 def _evaluate(formula: str, key: str, n: int, d: int | None) -> np.ndarray:
+    if len(formula) > MAX_FORMULA:
+        raise ConfigError(f"{key}: formula has {len(formula)} characters; at most {MAX_FORMULA}")
     try:
         tree = ast.parse(formula, mode="eval")
-    except SyntaxError:
+    except (SyntaxError, RecursionError, MemoryError):
         raise ConfigError(f"{key}: cannot parse formula {formula!r}") from None
     for node in ast.walk(tree):
         if not isinstance(node, _NODES):
@@ -73,11 +93,10 @@ def _evaluate(formula: str, key: str, n: int, d: int | None) -> np.ndarray:
             )
         if isinstance(node, ast.Name) and node.id == "d" and d is None:
             raise ConfigError(f"{key}: {formula!r} uses d, the policy size, which is not known here")
-    code = compile(tree, key, "eval")
+    code = compile(ast.fix_missing_locations(_Floats().visit(tree)), key, "eval")
+    names = {**_FUNCTIONS, "n": float(n), "d": None if d is None else float(d)}
     try:
-        values = [
-            float(eval(code, {"__builtins__": {}}, {**_FUNCTIONS, "i": i, "n": n, "d": d})) for i in range(1, n + 1)
-        ]
+        values = [float(eval(code, {"__builtins__": {}}, {**names, "i": float(i)})) for i in range(1, n + 1)]
     except (ValueError, ZeroDivisionError, OverflowError, TypeError) as exc:  # e.g. sqrt(-1)
         raise ConfigError(f"{key}: formula {formula!r} fails ({exc})") from None
     return np.array(values)
@@ -98,8 +117,8 @@ def per_agent(value: float | Sequence[float] | str, n: int, key: str, d: int | N
         if len(value) != n:
             raise ConfigError(f"{key}: list has {len(value)} entries, expected one per agent ({n})")
         out = np.asarray(value, dtype=float)
-    if not np.all(np.isfinite(out)) or np.any(out < 0):
-        raise ConfigError(f"{key}: times must be finite and >= 0")
+    if not np.all(np.isfinite(out)) or np.any(out < 0) or np.any(out > MAX_TIME):
+        raise ConfigError(f"{key}: times must be finite, >= 0 and <= {MAX_TIME:g} s")
     return out
 
 
@@ -125,6 +144,8 @@ class _Distribution:
         self.p = {k: per_agent(table[k], n, f"{key}.{k}", d) for k in DISTRIBUTIONS[dist]}
         if dist == "uniform" and np.any(self.p["low"] > self.p["high"]):
             raise ConfigError(f"{key}: low must be <= high")
+        if dist == "lognormal" and np.any(self.p["sigma"] > MAX_LOG_SIGMA):
+            raise ConfigError(f"{key}.sigma: must be <= {MAX_LOG_SIGMA} (a wider one draws almost only zeros)")
         if dist == "uniform":
             self.mean = (self.p["low"] + self.p["high"]) / 2
         else:

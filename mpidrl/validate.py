@@ -32,14 +32,16 @@ def environment(cfg: Config) -> EnvSpec:
     """Build one checked instance of the environment and read its spec (ConfigError if it cannot be made)."""
     try:
         env = make_env(cfg.env, 0, env_checker=True)
+        try:
+            env.reset(seed=0)  # some environments fail only here (a renderer or a dependency they load late)
+            return spec_of(env)
+        finally:
+            env.close()
     except ConfigError:
         raise
     except Exception as exc:  # the environment's own complaint about its kwargs, a missing dependency, ...
-        raise ConfigError(f"env: cannot make {cfg.env.id}: {type(exc).__name__}: {exc}") from None
-    try:
-        return spec_of(env)
-    finally:
-        env.close()
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise ConfigError(f"env: cannot make {cfg.env.id} with env.kwargs {cfg.env.kwargs}: {message}") from None
 
 
 def check(cfg: Config, node_share: float = 1.0, env_spec: EnvSpec | None = None) -> Checked:
@@ -55,7 +57,12 @@ def check(cfg: Config, node_share: float = 1.0, env_spec: EnvSpec | None = None)
     spec.check(cfg, env_spec)
     spec.protocol.check(cfg, spec, env_spec)
     d = spec.policy_size(cfg, env_spec)
-    check_memory(cfg, spec.movable, d, node_share)
+    try:
+        check_memory(cfg, spec.movable, d, node_share)
+    except ConfigError:
+        raise
+    except Exception as exc:  # measuring an environment's memory builds several instances of it
+        raise ConfigError(f"env: cannot make several {cfg.env.id}: {type(exc).__name__}: {exc}") from None
     timing.check(cfg.time, cfg.agents.n, d)
     return Checked(cfg, env_spec, d)
 

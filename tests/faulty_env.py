@@ -2,7 +2,8 @@
 
 ``gymnasium.make("faulty_env:Faulty-v0", fail_rank=1, fail_after=200, how="raise")`` behaves as
 CartPole-v1 until the process of MPI rank ``fail_rank`` has taken ``fail_after`` steps in total, then
-raises (``how="raise"``) or kills its own process with SIGKILL (``how="kill"``).
+raises (``how="raise"``) or kills its own process with SIGKILL (``how="kill"``); ``how="init"`` raises
+when the environment is made on that rank, ``how="memory"`` raises MemoryError there.
 """
 
 import os
@@ -19,6 +20,10 @@ class FaultyCartPole(CartPoleEnv):
         super().__init__(**kwargs)
         self.fail = int(os.environ.get("PMI_RANK", "0")) == fail_rank
         self.fail_after, self.how = fail_after, how
+        if self.fail and how == "init":
+            raise RuntimeError("injected failure while making the environment")
+        if self.fail and how == "memory":
+            raise MemoryError("injected out of memory while making the environment")
 
     def step(self, action):
         global _steps

@@ -96,7 +96,7 @@ def test_random_times_are_keyed_and_reproducible():
         ('{dist="exponential"}', "time.h.mean: missing"),
         ('{dist="uniform", low=2, high=1}', "time.h: low must be <= high"),
         ('{dist="exponential", mean=1, sd=2}', "time.h.sd: unknown key"),
-        ('{dist="exponential", mean="-i"}', "time.h.mean: times must be finite and >= 0"),
+        ('{dist="exponential", mean="-i"}', "time.h.mean: times must be finite, >= 0"),
     ],
 )
 def test_bad_time_tables(value, message):

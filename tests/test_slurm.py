@@ -9,6 +9,7 @@ world-size check must stop it), and a 4-task array of sweep.sbatch launched with
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from helpers import BIN, ROOT, mpidrl, write_config
 
@@ -163,3 +165,66 @@ def test_run_and_sweep_jobs_on_a_real_slurm(slurm, tmp_path):
             assert f.attrs["n_agents"] == (2, 2, 3, 3)[task]
             assert f.attrs["seed"] == (1, 2, 1, 2)[task]
             assert f["metrics/reward"].shape == (1, 3, f.attrs["n_agents"])
+
+
+SLOW = """
+[run]
+seed = 3
+trials = 1
+rounds = 150
+checkpoint_every = 25
+log_every = 1.0
+[env]
+id = "slow_env:SlowOnRank-v0"
+max_steps = 50
+kwargs = {delay = 0.02}
+[agents]
+n = 4
+placement = "blocks"
+[algo]
+name = "es"
+sigma = 0.1
+[policy]
+hidden = [4]
+"""
+
+
+def test_a_time_limit_stops_cleanly_and_a_resumed_job_finishes_bit_identically(slurm, tmp_path):
+    """--signal=B:TERM@45 (run.sbatch's recipe with a 1-minute limit): the first job checkpoints and stops
+    with every finished round in the file and no traceback; a second job resumes it to the end, and the
+    result is the bits of an uninterrupted run."""
+    (tmp_path / "logs").mkdir()
+    config = write_config(tmp_path / "slow.toml", SLOW)
+    out = tmp_path / "limited.h5"
+    env = {**slurm, "PYTHONPATH": str(ROOT / "tests"), "MPIDRL_LAUNCHER": "mpiexec"}
+    common = ["--ntasks=2", "--overcommit"]
+    script = str(ROOT / "jobs/slurm/run.sbatch")
+    first = sbatch(
+        env,
+        tmp_path,
+        [*common, "--time=1", "--signal=B:TERM@45", "--job-name=limited", script, str(config), "--out", str(out)],
+    )
+    wait_for(env, [first], timeout=200)
+    log = (tmp_path / "logs" / f"limited_{first}.out").read_text()
+    assert "Traceback" not in log and "stopping before round" in log, log
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "interrupted", log
+        done = int(f.attrs["rounds_done"])
+        assert f["checkpoint"].attrs["round"] == done  # every finished round is in the file
+        assert done < 150
+    second = sbatch(env, tmp_path, [*common, "--time=5", "--job-name=resumed", script, "--resume", str(out)])
+    wait_for(env, [second], timeout=400)
+    log = (tmp_path / "logs" / f"resumed_{second}.out").read_text()
+    assert "Traceback" not in log and job_states(env, second) == [("COMPLETED", "0:0")], log
+    reference = tmp_path / "reference.h5"
+    mpidrl(
+        ["run", str(config), "--out", str(reference), "--set", "env.kwargs={delay = 0.0}"],
+        env={"PYTHONPATH": str(ROOT / "tests")},
+        timeout=300,
+    )
+    with h5py.File(out, "r") as got, h5py.File(reference, "r") as want:
+        assert got.attrs["status"] == "complete"
+        resumes = json.loads(got.attrs["resumes"])
+        assert [r["slurm_job_id"] for r in resumes] == [second] and got.attrs["slurm_job_id"] == first
+        for name in ("reward", "return", "episodes", "steps", "uplink_messages", "uplink_bytes", "downlink_bytes"):
+            np.testing.assert_array_equal(got["metrics"][name][()], want["metrics"][name][()], err_msg=name)

@@ -58,6 +58,12 @@ class DAVIAParams(Exploration):
         require(0 < self.rho <= 1, f"{key}.rho", f"must be in (0, 1], got {self.rho}")
         require(self.horizon >= 1, f"{key}.horizon", f"must be >= 1, got {self.horizon}")
         require(self.reg >= 0, f"{key}.reg", f"must be >= 0, got {self.reg}")
+        require(
+            self.rho ** (self.horizon - 1) > 0,
+            f"{key}.rho",
+            f"rho^(horizon - 1) = {self.rho}^{self.horizon - 1} is 0 in float64, so the first rounds' threshold "
+            "lambda / rho^(N - 1 - k) is infinite; raise rho or lower horizon",
+        )
         super().check(key)
 
 

@@ -56,7 +56,7 @@ class ESParams(AlgoParams):
 
     def check(self, key: str) -> None:
         require(self.sigma > 0, f"{key}.sigma", f"must be > 0, got {self.sigma}")
-        require(self.episodes >= 1, f"{key}.episodes", f"must be >= 1, got {self.episodes}")
+        require(1 <= self.episodes <= 10_000, f"{key}.episodes", f"must be in [1, 10000], got {self.episodes}")
         require(self.check_every >= 1, f"{key}.check_every", f"must be >= 1, got {self.check_every}")
 
 

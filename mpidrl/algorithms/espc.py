@@ -64,7 +64,7 @@ class ESPCParams(ESFixedParams):
 
     def check(self, key: str) -> None:
         super().check(key)
-        require(self.k >= 1, f"{key}.k", f"must be >= 1, got {self.k}")
+        require(1 <= self.k <= 100_000, f"{key}.k", f"must be in [1, 100000], got {self.k}")
 
 
 def utility(f: float, eps: np.ndarray) -> float:

@@ -12,8 +12,9 @@ agent's last uploaded gradient and ascends on their sum: theta^{k+1} = theta^k +
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,11 +43,20 @@ class LAPGParams(AlgoParams):
 
     def check(self, key: str) -> None:
         require(self.alpha > 0, f"{key}.alpha", f"must be > 0, got {self.alpha}")
-        require(self.batch >= 1, f"{key}.batch", f"must be >= 1, got {self.batch}")
+        require(1 <= self.batch <= 10_000, f"{key}.batch", f"must be in [1, 10000], got {self.batch}")
         require(self.H >= 1, f"{key}.H", f"must be >= 1, got {self.H}")
         require(self.D >= 1, f"{key}.D", f"must be >= 1, got {self.D}")
         require(self.xi >= 0, f"{key}.xi", f"must be >= 0, got {self.xi}")
         require(self.max_staleness >= 0, f"{key}.max_staleness", "must be >= 0")
+
+    def check_with(self, key: str, sections: Mapping[str, Any]) -> None:
+        # the skip threshold divides by (alpha n)^2: it must be a positive float64 square
+        scale = self.alpha * sections["agents"].n
+        require(
+            1e-150 < scale < 1e150,
+            f"{key}.alpha",
+            f"alpha * agents.n = {scale:g}: its square must be a positive float64 (the skip threshold divides by it)",
+        )
 
 
 def threshold(history: Sequence[np.ndarray], alpha: float, n: int, xi: float, depth: int) -> float:

@@ -64,8 +64,8 @@ class NIGTParams(AlgoParams):
     def check(self, key: str) -> None:
         require(0 < self.eta <= 1, f"{key}.eta", f"must be in (0, 1], got {self.eta}")
         require(self.alpha > 0, f"{key}.alpha", f"must be > 0, got {self.alpha}")
-        require(self.M >= 1, f"{key}.M", f"must be >= 1, got {self.M}")
-        require(self.M_init >= 1, f"{key}.M_init", f"must be >= 1, got {self.M_init}")
+        require(1 <= self.M <= 10**7, f"{key}.M", f"must be in [1, 10^7], got {self.M}")
+        require(1 <= self.M_init <= 10**7, f"{key}.M_init", f"must be in [1, 10^7], got {self.M_init}")
         require(self.H >= 1, f"{key}.H", f"must be >= 1, got {self.H}")
 
 

@@ -45,6 +45,7 @@ class AgentClaims:
 
     def __init__(self, rt: Runtime):
         self.rt = rt
+        rt.barrier()  # a polled wait first: a rank that failed before this point is heard of, not waited for
         self.win = MPI.Win.Allocate(16, disp_unit=8, comm=rt.comm)
         np.frombuffer(self.win.tomemory(), dtype=np.int64)[:] = 0
         self.win.Lock_all()
@@ -98,6 +99,13 @@ class Runtime:
         self.size = self.comm.Get_size()
         self.max_sleep = max_sleep
         self.spin = spin
+        self.watched = False
+        """another thread takes failure notices (rank 0's monitor): :meth:`wait` leaves them to it"""
+
+    @property
+    def thread_multiple(self) -> bool:
+        """Whether MPI lets several threads call it at once (a monitor thread may then take notices)."""
+        return MPI.Query_thread() == MPI.THREAD_MULTIPLE
 
     @property
     def is_root(self) -> bool:
@@ -131,7 +139,7 @@ class Runtime:
                 return
         delay = 1e-5
         while not request.Test():
-            if self.is_root and self.size > 1:
+            if self.is_root and self.size > 1 and not self.watched:
                 self.check_peers()
             time.sleep(delay)
             delay = min(2 * delay, self.max_sleep)
@@ -158,12 +166,13 @@ class Runtime:
         self.comm.isend(None, dest=rank, tag=Tag.FAILURE_ACK)
 
     def control(self, flags: Control) -> Control:
-        """Broadcast rank 0's control flags for the coming round."""
+        """Combine every rank's control flags for the coming round (any rank may ask to stop)."""
         if self.size == 1:
             return flags
-        buf = np.array([int(flags)], dtype=np.int64)
-        self.wait(self.comm.Ibcast(buf, root=0))
-        return Control(int(buf[0]))
+        mine = np.array([int(flags)], dtype=np.int64)
+        out = np.empty_like(mine)
+        self.wait(self.comm.Iallreduce(mine, out, op=MPI.BOR))
+        return Control(int(out[0]))
 
     def gather_objects(self, obj: Any) -> list[Any] | None:
         """Gather a small picklable object from every rank to rank 0 (checkpoints only)."""

@@ -97,6 +97,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return tuple(coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
     elif origin in (dict, Mapping) or tp is dict:
         if isinstance(value, Mapping):
+            _plain_data(value, key)
             return dict(value)
     elif dataclasses.is_dataclass(tp):
         if isinstance(value, Mapping):
@@ -104,6 +105,20 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     else:  # pragma: no cover - a programming error in a config dataclass
         raise TypeError(f"unsupported config type {tp!r} for {key}")
     raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _plain_data(value: Any, key: str) -> None:
+    """Refuse what a config cannot store (it is saved as JSON in every run file): dates and times."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _plain_data(v, f"{key}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _plain_data(v, f"{key}[{i}]")
+    elif not isinstance(value, (str, int, float, bool)):
+        raise ConfigError(f"{key}: expected a number, string, boolean, list or table, got {value!r}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value}")
 
 
 def build(cls: type, data: Mapping[str, Any], prefix: str, skip: tuple[str, ...] = ()) -> Any:

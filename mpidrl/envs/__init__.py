@@ -103,8 +103,9 @@ def check_env_id(env_id: str) -> None:
         module, _, name = env_id.partition(":")
         try:
             importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"env.id: cannot import module {module!r} ({exc})") from None
+        except Exception as exc:  # ImportError, or whatever the module raises while being imported
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise ConfigError(f"env.id: cannot import module {module!r} ({message})") from None
         env_id = name
     if env_id not in gym.registry:
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
