@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from mpidrl.config import flatten
 from mpidrl.store import PER_AGENT, PER_ROUND, Run, RunFileError, read_run
 
 IGNORED_KEYS = ("run.seed", "run.trials", "run.out", "run.log_every")
@@ -31,17 +32,6 @@ STATS = ("mean", "iqm")
 
 class AnalysisError(ValueError):
     """Nothing to analyse, or run files that cannot be read; one line."""
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as ``{"section.key": value}``."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def valid_mask(run: Run) -> np.ndarray:

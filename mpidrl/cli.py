@@ -65,19 +65,9 @@ RESUMABLE_KEYS = {"run.out", "run.log_every", "run.checkpoint_every"}
 """Config keys that may differ between a run file and the config given with ``--resume``."""
 
 
-def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and not (prefix == "env." and key == "kwargs"):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _resume_config(args: argparse.Namespace, node_share: float = 1.0):
     """The config of the run file given to --resume, checked against the config and --set given."""
-    from mpidrl.config import ConfigError, apply_overrides, from_dict, read_toml
+    from mpidrl.config import ConfigError, apply_overrides, flatten, from_dict, read_toml
     from mpidrl.store import RunFileError, read_run
     from mpidrl.validate import check
 
@@ -92,7 +82,7 @@ def _resume_config(args: argparse.Namespace, node_share: float = 1.0):
         stored = from_dict(run.config)
         base = read_toml(args.config) if args.config else run.config
         given = from_dict(apply_overrides(base, args.set or []))
-        a, b = _flatten(stored.to_dict()), _flatten(given.to_dict())
+        a, b = flatten(stored.to_dict()), flatten(given.to_dict())
         differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS)
         if differ:
             k = differ[0]
