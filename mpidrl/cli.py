@@ -151,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             rt.abort(1)
         return 1
     if rt.is_root:
-        from mpidrl.plots import summary_table
+        from mpidrl.report import summary_table
         from mpidrl.store import read_run
 
         print(summary_table([read_run(out)]))
@@ -184,17 +184,23 @@ def _runs(paths: list[str]):
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from mpidrl.plots import summary_table
+    from mpidrl.report import summary_table
 
     print(summary_table(_runs(args.runs)))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from mpidrl.plots import plot_runs
+    from mpidrl.analysis import AnalysisError, load
+    from mpidrl.figures import plot_curves
 
-    runs = _runs(args.runs)
-    out = plot_runs(runs, args.output, x=args.x, title=args.title)
+    try:
+        collection = load(args.runs, strict=True)
+        out = plot_curves(collection.settings, args.output, x=args.x, stat=args.stat, seed=args.seed, title=args.title)
+    except AnalysisError as exc:
+        raise InputError(f"plot: {exc}") from None
+    for skipped in collection.skipped:
+        print(f"skipped {skipped}")
     print(f"wrote {out}")
     return 0
 
@@ -219,13 +225,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mpidrl.analysis import AnalysisError, report
+    from mpidrl.analysis import AnalysisError
+    from mpidrl.report import report
 
     try:
         out = report(args.sweep_dirs, args.output, stat=args.stat, seed=args.seed)
     except AnalysisError as exc:
         raise InputError(str(exc)) from None
-    print(f"wrote {out}")
+    print(f"wrote {out} and {out.with_suffix('.csv')}")
     return 0
 
 
@@ -257,15 +264,33 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("info", help="versions, MPI library and world size")
     sp.set_defaults(func=cmd_info)
 
-    sp = sub.add_parser("summary", help="table of final reward, messages, bytes and wall time")
+    def stat_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--stat",
+            choices=("mean", "iqm"),
+            default="mean",
+            help="mean with the 10-90 %% band over trials, or interquartile mean with a 95 %% bootstrap band",
+        )
+        sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (--stat iqm)")
+
+    sp = sub.add_parser("summary", help="table of final reward, messages and bytes per agent per round, wall time")
     sp.add_argument("runs", nargs="+", metavar="RUN.h5")
     sp.set_defaults(func=cmd_summary)
 
-    sp = sub.add_parser("plot", help="reward, messages and bytes per agent with 10-90 %% bands")
+    sp = sub.add_parser(
+        "plot",
+        help="reward, messages and bytes per agent (and control bytes, evaluation return) with bands over trials",
+    )
     sp.add_argument("runs", nargs="+", metavar="RUN.h5")
     sp.add_argument("-o", "--output", required=True, metavar="FIG.png")
-    sp.add_argument("--x", choices=("round", "wall_time", "sim_time"), default="round", help="horizontal axis")
+    sp.add_argument(
+        "--x",
+        choices=("round", "wall_time", "sim_time"),
+        default="round",
+        help="horizontal axis (a clock spanning more than two decades is drawn logarithmic)",
+    )
     sp.add_argument("--title")
+    stat_args(sp)
     sp.set_defaults(func=cmd_plot)
 
     sp = sub.add_parser("sweep", help="expand a sweep spec (grid x seeds) into SLURM array task lines")
@@ -274,16 +299,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--throttle", type=int, metavar="N", help="at most N array tasks at once (sbatch --array=...%%N)")
     sp.set_defaults(func=cmd_sweep)
 
-    sp = sub.add_parser("report", help="figures and a Markdown table of every run file under the directories")
+    sp = sub.add_parser("report", help="figures, a Markdown and a CSV table of every run file under the directories")
     sp.add_argument("sweep_dirs", nargs="+", metavar="SWEEP_DIR")
     sp.add_argument("-o", "--output", metavar="DIR", help="where to write (default: the first SWEEP_DIR/report)")
-    sp.add_argument(
-        "--stat",
-        choices=("mean", "iqm"),
-        default="mean",
-        help="mean with 10-90 %% band over trials, or interquartile mean with a 95 %% bootstrap band",
-    )
-    sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (--stat iqm)")
+    stat_args(sp)
     sp.set_defaults(func=cmd_report)
     return p
 
