@@ -1,14 +1,17 @@
 """The one reporting path: loading and grouping run files, masking unwritten rounds, labels, the time-grid
-resampler, the statistics, the figures' axes, ``summary``, ``plot`` and ``report``."""
+resampler, the statistics, the figures' axes, ``summary``, ``plot`` and ``report``, and the analysis/
+scripts on small run files."""
 
 from __future__ import annotations
 
 import csv
+import runpy
+import sys
 
 import numpy as np
 import pytest
 import scipy.stats
-from helpers import mpidrl, write_config
+from helpers import ROOT, mpidrl, write_config
 
 from mpidrl.analysis import (
     BOOKKEEPING,
@@ -366,3 +369,25 @@ def test_report_command_on_real_runs(tmp_path):
     empty.mkdir()
     proc = mpidrl(["report", str(empty)], check=False)
     assert proc.returncode == 2 and "no readable mpidrl run files" in proc.stderr
+
+
+def test_analysis_scripts_run_on_small_run_files(tmp_path, monkeypatch, capsys):
+    sim = fake_run(tmp_path / "sim.h5", sim=True, rounds=12, sets=['algo.name="rennala-nigt"', 'time.mode="simulated"'])
+    es = fake_run(tmp_path / "es.h5", rounds=12)
+    espc = fake_run(tmp_path / "espc.h5", rounds=12, sets=['algo.name="espc"', "algo.m=1", "algo.k=2"])
+    calls = {
+        "pg_time.py": [sim, es, "-o", tmp_path / "t.png", "--x", "wall_time", "--target", "5"],
+        "pg_table.py": ["--target", "5", "--at", "end", f"{sim}=a", str(sim)],
+        "pg_final.py": [sim],
+        "pg_kappa.py": ["--target", "5", "-o", tmp_path / "k.png", f"0={sim}", f"1={sim}"],
+        "espc_compare.py": [es, espc, "-o", tmp_path / "e.png", "--tail", "2", "--start", "2"],
+        "fig_ch3.py": [es, "-o", tmp_path / "f.png", "--cumulative"],
+    }
+    for script, args in calls.items():
+        monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
+        runpy.run_path(str(ROOT / "analysis" / script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.count("wrote") == 4 and "first reaches 5 at wall_time" in out
+    # trial 0's return r + 0.05 smoothed over 5 rounds reaches 5 at round 8 (sim_time 16), trial 1's at once
+    assert "| a | 2 | 2.0 | 9.0 (2.0-16.0), 2/2 | 12 +- 5 | 14 +- 5 | 24.0 |" in out
+    assert "ESPC n=2 m=1 k=2" in out and "| dql |" not in out and "| es | discounted reward |" in out
