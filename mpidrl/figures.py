@@ -116,7 +116,7 @@ def _draw(ax, settings, metric, x, log, style, stat, band, seed) -> list[np.ndar
         sparse = x == "round" and (ok.sum() <= 12 or ok.mean() < 0.5)  # evaluations: points, not a line
         ax.plot(xs[ok], center[ok], color=color, linestyle=line, lw=1.0, alpha=0.6, marker="." if sparse else None)
         full = ok & (running == running.max())
-        ax.plot(xs, np.where(full, center, np.nan), color=color, linestyle=line, lw=1.6)
+        ax.plot(xs[ok], np.where(full, center, np.nan)[ok], color=color, linestyle=line, lw=1.6)
         if s.trials > 1:
             ax.fill_between(xs[ok], lo[ok], hi[ok], color=color, alpha=0.18, linewidth=0)
         drawn += [center[ok], lo[ok], hi[ok]]
