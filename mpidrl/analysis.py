@@ -149,8 +149,10 @@ class Setting:
         return np.cumsum(total, axis=1)  # NaN from the first unwritten round on
 
     def has(self, x: str) -> bool:
-        """Whether the setting has values on axis ``x`` (a simulated clock, say)."""
-        return x == "round" or bool(np.isfinite(self.cumulative_bytes() if x == "bytes" else self.metrics[x]).any())
+        """Whether the setting has values on axis ``x`` (a simulated clock, say; any written round for
+        ``round``: every written round has a wall-clock time)."""
+        times = {"round": "wall_time", "wall_time": "wall_time", "sim_time": "sim_time"}
+        return bool(np.isfinite(self.cumulative_bytes() if x == "bytes" else self.metrics[times[x]]).any())
 
 
 @dataclass
@@ -318,7 +320,7 @@ def center_band(
         raise AnalysisError(f"stat: expected one of {', '.join(STATS)}, got {stat!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(per_trial, band, axis=0)
+        lo, hi = (np.nanpercentile(per_trial, q, axis=0) for q in band)  # one at a time: also for 0 rounds
         return np.nanmean(per_trial, axis=0), lo, hi
 
 

@@ -40,6 +40,7 @@ AXIS_LABELS = {
     "bytes": "cumulative bytes / agent (up + down + control)",
 }
 MISSING = {
+    "round": "no round written yet",
     "wall_time": "no wall-clock time",
     "sim_time": 'no simulated clock (time.mode = "real")',
     "bytes": "no bytes counted",
@@ -214,6 +215,8 @@ def plot_reward(
     cumulative bytes per agent: one column per axis, one row per environment (their rewards do not
     share a scale)."""
     axes_x = [x for x in AXES if any(s.has(x) for s in settings)]
+    if not axes_x:
+        raise AnalysisError(f"nothing to draw, {MISSING['round']} in any of {len(settings)} setting(s)")
     envs = list(dict.fromkeys(s.config["env"]["id"] for s in settings))
     style = _colors(settings)
     fig, axes = _grid(len(envs), len(axes_x))
@@ -233,4 +236,5 @@ def plot_reward(
             if col:
                 ax.set_ylabel("")
     head = title or "reward against rounds, time and communication"
-    return _finish(fig, settings, style, f"{head}\n{band_name(stat, band)} (shaded){THIN}", out)
+    drawn = [s for s in settings if s.has("round")]
+    return _finish(fig, drawn, style, f"{head}\n{band_name(stat, band)} (shaded){THIN}", out)

@@ -61,16 +61,22 @@ the mean over written rounds; totals and times are means over the trials that re
 
 
 def summary(setting: Setting) -> dict[str, Any]:
-    """Per-setting numbers of the tables and the reward-against-communication figure: per-trial values
-    (``*_trials``), then means over trials. Per agent per round: means over the written rounds only, so a
-    partial run reports the traffic of the rounds it ran. Totals, the final reward and the times are of
-    the trials that reached the setting's last round (a trial cut short has no total; NaN)."""
-    reached = np.isfinite(setting.metrics["wall_time"][:, -1])
+    """Per-setting numbers of the tables: per-trial values (``*_trials``), then means over trials.
+
+    Per agent per round: means over the written rounds only, so a partial run reports the traffic of the
+    rounds it ran. Totals, the final reward and the times are of the trials that reached the setting's
+    last round (a trial cut short has no total; NaN).
+    """
+
+    def last(values: np.ndarray) -> np.ndarray:  # [T] the last round's values (NaN before any round)
+        return values[:, -1] if values.shape[1] else np.full(values.shape[0], np.nan)
+
+    reached = np.isfinite(last(setting.metrics["wall_time"]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         reward = final_values(setting.per_trial("reward"))
         up_msgs = np.where(reached, np.nansum(setting.per_trial("uplink_messages"), axis=1), np.nan)
-        total_bytes = np.where(reached, setting.cumulative_bytes()[:, -1], np.nan)
+        total_bytes = np.where(reached, last(setting.cumulative_bytes()), np.nan)
         per_round = {m: float(np.nanmean(setting.metrics[m])) for m in ("uplink_messages", *BYTES)}
         return {
             "label": setting.label,
@@ -93,8 +99,8 @@ def summary(setting: Setting) -> dict[str, Any]:
             "control_bytes_per_agent_round": per_round["control_bytes"],
             "total_messages_per_agent": float(np.nanmean(up_msgs)),
             "total_bytes_per_agent": float(np.nanmean(total_bytes)),
-            "wall_time_s": float(np.nanmean(setting.metrics["wall_time"][reached, -1])),
-            "sim_time_end": float(np.nanmean(setting.metrics["sim_time"][reached, -1])),
+            "wall_time_s": float(np.nanmean(last(setting.metrics["wall_time"])[reached])),
+            "sim_time_end": float(np.nanmean(last(setting.metrics["sim_time"])[reached])),
         }
 
 

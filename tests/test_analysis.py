@@ -313,6 +313,11 @@ def test_time_axes_and_an_empty_axis(tmp_path):
     assert not (tmp_path / "none.png").exists()
     out = plot_curves(col.settings, tmp_path / "sim.png", x="sim_time", stat="iqm")
     assert out.stat().st_size > 10_000
+    # a run that has not written a round yet: a table row without numbers, and no figure
+    started = read_run(fake_run(tmp_path / "started.h5", status="running", stop=0, unfinished=2))
+    assert summary_table([started]).splitlines()[2].endswith("| 2 | 0 | running | - | - | - | - | - | - |")
+    with pytest.raises(AnalysisError, match="round: nothing to draw, no round written yet"):
+        plot_curves(load([started.path]).settings, tmp_path / "none.png")
     proc = mpidrl(["plot", str(tmp_path / "real.h5"), "-o", str(tmp_path / "f.png"), "--x", "sim_time"], check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no simulated clock" in proc.stderr
     assert not (tmp_path / "f.png").exists()
