@@ -305,7 +305,7 @@ def iqm_bootstrap(
     alpha = 100 * (1 - confidence) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(boot, [alpha, 100 - alpha], axis=0)
+        lo, hi = (np.nanpercentile(boot, q, axis=0) for q in (alpha, 100 - alpha))
     return iqm(x), lo, hi
 
 
