@@ -2,12 +2,12 @@
 
 The report's Figures 4.5-4.6 (section 4.7), 4.8-4.9 (4.8) and 4.10-4.11 (4.9). Left: mu_reward, the
 discounted reward averaged over agents (band: 10th-90th percentile across trials of the per-trial agent
-mean). Middle: uplink messages per round summed over all agents (ES with n agents sends n; the report's
-comparison "ESPC with n = 50 sends like ES with n = 25" is about this count). Right: messages per agent
-(mu_frequency of section 3.2). A Markdown table of the same quantities goes to stdout, with, for ESPC,
-the send fraction after the first k rounds against m/n and against the exact E[p_comm] for i.i.d.
-normal utilities in a window of k. Runs are compared on their common completed trials (trial l uses the
-same random keys in every run file).
+mean, :func:`mpidrl.analysis.center_band`). Middle: uplink messages per round summed over all agents (ES
+with n agents sends n; the report's comparison "ESPC with n = 50 sends like ES with n = 25" is about this
+count). Right: messages per agent (mu_frequency of section 3.2). A Markdown table of the same quantities
+goes to stdout, with, for ESPC, the send fraction after the first k rounds against m/n and against the
+exact E[p_comm] for i.i.d. normal utilities in a window of k. Runs are compared on their common completed
+trials (trial l uses the same random keys in every run file).
 
     .venv/bin/python analysis/espc_compare.py results/report/s4_7/cartpole_*.h5 \\
         -o docs/figures/fig4_5_cartpole.png --title "CartPole-v1, section 4.7"
@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from mpidrl.algorithms.espc import stationary_comm_fraction
-from mpidrl.plots import agent_mean, band
+from mpidrl.analysis import agent_mean, as_float, center_band
 from mpidrl.store import Run, read_run
 
 
 def first_trials(run: Run, trials: int) -> Run:
-    """The run restricted to its first ``trials`` trials (trial l has the same random keys in every run)."""
-    metrics = {k: v[:trials] for k, v in run.metrics.items()}
+    """The run restricted to its first ``trials`` trials (trial l has the same random keys in every run),
+    its metrics as float64 with NaN where a round was not written."""
+    metrics = {k: v[:trials] for k, v in as_float(run).items()}
     diagnostics = {k: v[:trials] for k, v in run.diagnostics.items()}
     return Run(run.path, run.attrs, run.config, metrics, diagnostics)
 
@@ -66,7 +67,7 @@ def table(runs: list[Run], tail: int) -> str:
     )
     lines = [head.format(t=tail), "|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        reward = agent_mean(run, "reward")
+        reward = agent_mean(run.metrics["reward"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             per_trial_tail = np.nanmean(reward[:, -tail:], axis=1)
@@ -84,7 +85,7 @@ def rounds_ahead(runs: list[Run], start: int) -> str:
     for a in runs:
         for b in runs:
             if a.config["algo"]["name"] != "es" and b.config["algo"]["name"] == "es":
-                ma, mb = (np.nanmean(agent_mean(r, "reward"), axis=0)[start:] for r in (a, b))
+                ma, mb = (np.nanmean(agent_mean(r.metrics["reward"]), axis=0)[start:] for r in (a, b))
                 lines.append(
                     f"{label(a)} above {label(b)} in {np.mean(ma > mb):.0%} of rounds {start + 1}-{len(ma) + start}"
                 )
@@ -98,9 +99,9 @@ def plot(runs: list[Run], out: Path, title: str | None) -> None:
     import matplotlib.pyplot as plt
 
     panels = (
-        (lambda r: agent_mean(r, "reward"), "discounted reward (mean over agents)"),
+        (lambda r: agent_mean(r.metrics["reward"]), "discounted reward (mean over agents)"),
         (messages_per_round, "uplink messages / round (all agents)"),
-        (lambda r: agent_mean(r, "uplink_messages"), "uplink messages / agent / round"),
+        (lambda r: agent_mean(r.metrics["uplink_messages"]), "uplink messages / agent / round"),
     )
     fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.2), constrained_layout=True)
     for run in runs:
@@ -108,7 +109,7 @@ def plot(runs: list[Run], out: Path, title: str | None) -> None:
         xs = np.arange(1, per_trial[0].shape[1] + 1)
         trials = per_trial[0].shape[0]
         for ax, values, (_, ylabel) in zip(axes, per_trial, panels):
-            mean, lo, hi = band(values)
+            mean, lo, hi = center_band(values)
             (line,) = ax.plot(xs, mean, lw=1.2, label=f"{label(run)} ({trials} trials)")
             if trials > 1:
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)

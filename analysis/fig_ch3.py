@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpidrl.plots import agent_mean, band
+from mpidrl.analysis import agent_mean, as_float, center_band
 from mpidrl.store import Run, read_run
 
 PANELS = (
@@ -30,7 +30,7 @@ WINDOWS = ((0, 10), (90, 100), (190, 200), (490, 500), (990, 1000))
 
 def per_trial(run: Run, metric: str, cumulative: bool = False) -> np.ndarray:
     """[T, R] per-trial agent means of a metric (silent agents' NaN rewards do not count)."""
-    values = agent_mean(run, metric)
+    values = agent_mean(run.metrics[metric])
     return np.cumsum(values, axis=1) if cumulative else values
 
 
@@ -45,7 +45,7 @@ def draw(runs: list[Run], out: Path, title: str | None, cumulative: bool) -> Non
         trials, rounds = run.metrics["reward"].shape[:2]
         xs = np.arange(1, rounds + 1)
         for ax, (metric, ylabel) in zip(axes, PANELS):
-            mean, lo, hi = band(per_trial(run, metric, cumulative and metric == "reward"))
+            mean, lo, hi = center_band(per_trial(run, metric, cumulative and metric == "reward"))
             (line,) = ax.plot(xs, mean, lw=1.2, label=f"{run.config['algo']['name']} ({trials} trials)")
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
             ax.set_xlabel("episode (round)")
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cumulative", action="store_true", help="plot the cumulative reward")
     args = p.parse_args(argv)
     runs = [read_run(path) for path in args.runs]
+    for run in runs:  # NaN where a round was not written (a run that stopped early), not the integer fill
+        run.metrics = as_float(run)
     draw(runs, Path(args.output), args.title, args.cumulative)
     print(table(runs))
     for run in runs:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import sys
-import warnings
 
 import numpy as np
 
+from mpidrl.analysis import agent_mean, as_float, final_values
 from mpidrl.store import read_run
 
 
 def final_return(path: str, metric: str = "return", last: int = 10) -> tuple[float, float]:
     """(mean over trials, std over trials) of the last ``last`` rounds' agent-mean ``metric``."""
-    run = read_run(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        per_trial = np.nanmean(np.nanmean(run.metrics[metric], axis=2)[:, -last:], axis=1)
+    per_trial = final_values(agent_mean(as_float(read_run(path))[metric]), last)
     return float(np.mean(per_trial)), float(np.std(per_trial))
 
 

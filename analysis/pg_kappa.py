@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pg_time import summarise, time_to  # noqa: E402
+from pg_time import summarise  # noqa: E402
 
+from mpidrl.analysis import time_to  # noqa: E402
 from mpidrl.store import read_run  # noqa: E402
 
 

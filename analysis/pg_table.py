@@ -21,19 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pg_final import final_return  # noqa: E402
-from pg_time import curves, on_grid, summarise, time_to  # noqa: E402
+from pg_time import curves, summarise  # noqa: E402
 
+from mpidrl.analysis import as_float, on_grid, time_to, trial_ends  # noqa: E402
 from mpidrl.store import read_run  # noqa: E402
-
-
-def per_trial_times(times: np.ndarray, values: np.ndarray, target: float) -> np.ndarray:
-    """First time each trial's smoothed curve reaches ``target`` (inf if never)."""
-    out = np.full(times.shape[0], np.inf)
-    for t in range(times.shape[0]):
-        hit = np.nonzero(values[t] >= target)[0]
-        if hit.size:
-            out[t] = times[t, hit[0]]
-    return out
 
 
 def _fmt(x: float) -> str:
@@ -44,7 +35,7 @@ def row(path: str, label: str, target: float, x: str, smooth: int, at: float | N
     run = read_run(path)
     grid, mean, _, _ = summarise(run, x, "return", smooth)
     times, values = curves(run, x, "return", smooth)
-    each = per_trial_times(times, values, target)
+    each = np.nan_to_num(time_to(times, values, target), nan=np.inf)  # a trial that never reaches it: inf
     reached = int(np.isfinite(each).sum())
     spread = f"{_fmt(float(np.median(each)))} ({_fmt(each.min())}-{_fmt(each.max())}), {reached}/{each.size}"
     final, std = final_return(path)
@@ -54,7 +45,7 @@ def row(path: str, label: str, target: float, x: str, smooth: int, at: float | N
         then = f" {np.mean(value):.0f} +- {np.std(value):.0f} |"
     return (
         f"| {label} | {each.size} | {_fmt(time_to(grid, mean, target))} | {spread} | {final:.0f} +- {std:.0f} "
-        f"|{then} {_fmt(float(np.mean(times[:, -1])))} |"
+        f"|{then} {_fmt(float(np.mean(trial_ends(times))))} |"
     )
 
 
@@ -68,7 +59,7 @@ def main() -> None:
     args = p.parse_args()
     runs = [(path, label or Path(path).stem) for path, _, label in (item.partition("=") for item in args.runs)]
     if args.at == "end":
-        args.at = min(float(np.min(read_run(path).metrics[args.x][:, -1])) for path, _ in runs)
+        args.at = min(float(np.min(trial_ends(as_float(read_run(path))[args.x]))) for path, _ in runs)
     elif args.at is not None:
         args.at = float(args.at)
     unit = "simulated" if args.x == "sim_time" else "wall-clock"

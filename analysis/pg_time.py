@@ -3,65 +3,40 @@
     python analysis/pg_time.py RUN.h5 [RUN.h5 ...] -o FIG.png [--x sim_time|wall_time] [--target R]
 
 Each trial's curve is the agents' mean undiscounted return of the round (the trajectories that counted),
-smoothed over ``--smooth`` rounds, as a step function of the time at each round's end; curves are
-sampled on a common time grid and summarised by the mean and the 20th-80th percentiles across trials
-(the paper's bands). ``--target R`` prints, per run, the first time the mean curve reaches R.
+smoothed over ``--smooth`` rounds, as a step function of the time at each round's end
+(:func:`mpidrl.analysis.on_grid`: the value of the last round finished by each time); curves are sampled on
+a common time grid from 0 to the end of the fastest trial, so that every point is a statistic of all
+trials, and summarised by the mean and the 20th-80th percentiles across trials (the paper's bands).
+``--target R`` prints, per run, the first time the mean curve reaches R.
 """
 
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from mpidrl.analysis import agent_mean, as_float, center_band, moving_average, on_grid, time_grid, time_to, trial_ends
 from mpidrl.store import Run, read_run
+
+BAND = (20.0, 80.0)
+"""Percentiles of the paper's bands."""
 
 
 def curves(run: Run, x: str, metric: str, smooth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per trial: (times [T, R], smoothed agent-mean metric [T, R])."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        y = np.nanmean(run.metrics[metric], axis=2)
-    if smooth > 1:
-        out = np.empty_like(y)
-        for r in range(y.shape[1]):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out[:, r] = np.nanmean(y[:, max(0, r - smooth + 1) : r + 1], axis=1)
-        y = out
-    return run.metrics[x], y
-
-
-def on_grid(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """[T, len(grid)]: each trial's value of the last round finished by each grid time (NaN before)."""
-    out = np.full((times.shape[0], grid.size), np.nan)
-    for t in range(times.shape[0]):
-        idx = np.searchsorted(times[t], grid, side="right") - 1
-        ok = idx >= 0
-        out[t, ok] = values[t, idx[ok]]
-    return out
+    """Per trial: (times [T, R], smoothed agent-mean metric [T, R]), NaN where a round was not written."""
+    metrics = as_float(run)
+    return metrics[x], moving_average(agent_mean(metrics[metric]), smooth)
 
 
 def summarise(run: Run, x: str, metric: str, smooth: int, points: int = 400):
+    """(grid, mean, 20th percentile, 80th percentile) of the smoothed curves, up to the fastest trial's end."""
     times, values = curves(run, x, metric, smooth)
-    grid = np.linspace(0.0, float(np.nanmin(times[:, -1])), points)
-    sampled = on_grid(times, values, grid)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return (
-            grid,
-            np.nanmean(sampled, axis=0),
-            np.nanpercentile(sampled, 20, axis=0),
-            np.nanpercentile(sampled, 80, axis=0),
-        )
-
-
-def time_to(grid: np.ndarray, mean: np.ndarray, target: float) -> float:
-    """First grid time at which the mean curve reaches ``target`` (NaN if never)."""
-    hit = np.nonzero(mean >= target)[0]
-    return float(grid[hit[0]]) if hit.size else float("nan")
+    if not np.isfinite(times).any():
+        raise SystemExit(f"{run.path}: no {x} values (a run with a real clock has no sim_time)")
+    grid = time_grid(times, points, start=0.0, stop=float(np.nanmin(trial_ends(times))))
+    return (grid, *center_band(on_grid(times, values, grid), band=BAND))
 
 
 def main() -> None:

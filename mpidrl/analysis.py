@@ -1,13 +1,21 @@
-"""Many run files as arrays: settings x trials x rounds x agents, the statistics of the report's figures.
+"""Run files as arrays and the statistics of every table and figure: the one reporting path.
 
 :func:`load` reads run files and groups them into :class:`Setting` objects: runs whose resolved configs
-agree on everything but the seed, the number of trials and where they were written are one setting,
-and their trials are stacked (a sweep's seeds become trials). Every metric is held as float64 with NaN
-where a round was not run (a failed or still running run, or a setting with fewer rounds than another).
+agree on everything but bookkeeping keys (:data:`BOOKKEEPING`: seed, trials, output, logging, message
+recording, evaluation, checkpoints, trial batches, agent placement) are one setting, and their trials are
+stacked (a sweep's seeds become trials). Every metric is held as float64 with NaN where a round was not
+written (:func:`valid_mask`: a failed, interrupted or still running run, or a setting with fewer rounds
+than another), so no statistic ever averages the zeros an unwritten integer cell reads as.
 
-Statistics across trials: the mean with the 10th-90th percentile band (the report's convention), or the
-interquartile mean with a percentile-bootstrap confidence band (the rliable convention: the mean of the
-middle 50 % of trials, robust to outlying trials, with uncertainty from resampling trials).
+Statistics across trials (:func:`center_band`): the mean with a percentile band (10th-90th by default,
+the report's convention; the policy-gradient figures use 20th-80th, as the paper), or the interquartile
+mean with a percentile-bootstrap confidence band (the rliable convention).
+
+Time axes (:func:`on_grid`): trials end their rounds at different times, so each trial is read as a step
+function: at time t its value is that of the last round it finished by t. Before its first round ends a
+trial has nothing to show, and after its last round it has ended; both are NaN, so a statistic at t is
+over the trials running at t, and a curve runs from the first trial's first round to the slowest trial's
+end. Cumulative bytes per agent are resampled the same way.
 """
 
 from __future__ import annotations
@@ -21,27 +29,27 @@ from typing import Any
 
 import numpy as np
 
+from mpidrl.config import flatten
 from mpidrl.store import PER_AGENT, PER_ROUND, Run, RunFileError, read_run
 
-IGNORED_KEYS = ("run.seed", "run.trials", "run.out", "run.log_every")
-"""Config keys that do not make a different setting: runs differing only here are pooled."""
+BOOKKEEPING = tuple(
+    "run.seed run.trials run.out run.log_every run.record_messages run.eval_every run.eval_episodes "
+    "run.checkpoint_every run.trial_batch agents.placement".split()
+)
+"""Config keys that change what is recorded or how the work is spread, not what is learned: runs that
+differ only here are one setting, and labels never name them."""
 
 STATS = ("mean", "iqm")
+DEFAULT_BAND = (10.0, 90.0)
+"""Percentiles of the band around the mean (the report's convention)."""
+BYTES = ("uplink_bytes", "downlink_bytes", "control_bytes")
+"""Every byte an agent's messages carry: payload both ways and the asynchronous protocols' control."""
+AXES = ("round", "wall_time", "sim_time", "bytes")
+"""Horizontal axes of a curve: round, the two clocks, cumulative bytes per agent (:data:`BYTES`)."""
 
 
 class AnalysisError(ValueError):
-    """Nothing to analyse, or run files that cannot be read; one line."""
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as ``{"section.key": value}``."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    """Nothing to analyse, run files that cannot be read, or an axis without data; one line."""
 
 
 def valid_mask(run: Run) -> np.ndarray:
@@ -49,10 +57,12 @@ def valid_mask(run: Run) -> np.ndarray:
     trials, rounds = run.metrics["reward"].shape[:2]
     done = int(run.attrs.get("trials_done", trials))
     last = int(run.attrs.get("rounds_done", rounds))
+    batch = int(run.config.get("run", {}).get("trial_batch", 1))
     mask = np.zeros((trials, rounds), bool)
     mask[:done] = True
-    if done < trials:  # the trial that was running when the file was last written
-        mask[done, :last] = True
+    mask[done : done + batch, :last] = True  # the trial (or batch of trials) running when last written
+    if "wall_time" in run.metrics:  # every written round has its time; rounds_done lags when a trial starts
+        mask &= np.isfinite(run.metrics["wall_time"])
     return mask
 
 
@@ -64,6 +74,27 @@ def as_float(run: Run) -> dict[str, np.ndarray]:
         values = values.astype(np.float64)
         values[~mask] = np.nan  # for [T, R, N] this blanks every agent of a missing round
         out[name] = values
+    return out
+
+
+def agent_mean(values: np.ndarray) -> np.ndarray:
+    """[T, R] mean over agents of a [T, R, N] metric (silent agents' NaN skipped); [T, R] as it is."""
+    if values.ndim == 2:
+        return values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rounds stay NaN
+        return np.nanmean(values, axis=2)
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """[T, R] trailing mean over the last ``window`` rounds (fewer at the start; NaN rounds skipped)."""
+    if window <= 1:
+        return values
+    out = np.empty_like(values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for r in range(values.shape[1]):
+            out[:, r] = np.nanmean(values[:, max(0, r - window + 1) : r + 1], axis=1)
     return out
 
 
@@ -109,13 +140,19 @@ class Setting:
         return self.metrics["reward"].shape[1]
 
     def per_trial(self, metric: str) -> np.ndarray:
-        """[trials, rounds]: the agent mean of a per-agent metric (silent agents' NaN rewards skipped)."""
-        values = self.metrics[metric]
-        if values.ndim == 2:
-            return values
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rounds stay NaN
-            return np.nanmean(values, axis=2)
+        """[trials, rounds]: the agent mean of a per-agent metric, or a per-round metric as it is."""
+        return agent_mean(self.metrics[metric])
+
+    def cumulative_bytes(self) -> np.ndarray:
+        """[trials, rounds] bytes per agent (:data:`BYTES`, summed) up to the end of each round."""
+        total = sum(self.per_trial(m) for m in BYTES if m in self.metrics)
+        return np.cumsum(total, axis=1)  # NaN from the first unwritten round on
+
+    def has(self, x: str) -> bool:
+        """Whether the setting has values on axis ``x`` (a simulated clock, say; any written round for
+        ``round``: every written round has a wall-clock time)."""
+        times = {"round": "wall_time", "wall_time": "wall_time", "sim_time": "sim_time"}
+        return bool(np.isfinite(self.cumulative_bytes() if x == "bytes" else self.metrics[times[x]]).any())
 
 
 @dataclass
@@ -137,20 +174,50 @@ class Collection:
         return out
 
 
+def in_effect(config: dict[str, Any]) -> dict[str, Any]:
+    """The config keys that make a setting: flattened, without :data:`BOOKKEEPING` keys, and without the
+    per-agent times of a real clock that does not sleep them (``time.delay_scale`` = 0)."""
+    flat = {k: v for k, v in flatten(config).items() if k not in BOOKKEEPING}
+    if flat.get("time.mode") == "real" and not flat.get("time.delay_scale"):
+        flat = {k: v for k, v in flat.items() if k not in ("time.h", "time.kappa", "time.delay_scale")}
+    return flat
+
+
 def _setting_key(config: dict[str, Any]) -> str:
-    flat = {k: v for k, v in flatten(config).items() if k not in IGNORED_KEYS}
-    return json.dumps(flat, sort_keys=True)
+    return json.dumps(in_effect(config), sort_keys=True)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) and " " not in value else json.dumps(value)
+
+
+SECTIONS = ("run", "env", "agents", "algo", "policy", "optim", "time")
+"""Order of the keys in a label: as in a config file."""
 
 
 def _labels(settings: Sequence[Setting]) -> None:
-    flats = [{k: v for k, v in flatten(s.config).items() if k not in IGNORED_KEYS} for s in settings]
-    keys = sorted({k for f in flats for k in f})
-    differing = [k for k in keys if len({json.dumps(f.get(k)) for f in flats}) > 1]
+    """Label each setting by its algorithm, its environment (when the settings have several) and the keys
+    that tell it apart from the settings of the same algorithm: keys whose values differ among those
+    settings and that are set (not null, not absent) in the setting labelled. Across algorithms, the
+    name says it: their parameters and the keys tuned with them are not compared."""
+    flats = [in_effect(s.config) for s in settings]
+    envs = {f["env.id"] for f in flats}
     for setting, flat in zip(settings, flats):
-        parts = [setting.algo] + [f"{k}={json.dumps(flat.get(k))}" for k in differing if k != "algo.name"]
-        if len(parts) == 1:
+        peers = [f for f in flats if f["algo.name"] == flat["algo.name"]]
+        keys = sorted({k for f in peers for k in f}, key=lambda k: (SECTIONS.index(k.split(".")[0]), k))
+        parts = [setting.algo] + ([flat["env.id"]] if len(envs) > 1 else [])
+        for k in keys:
+            differs = len({json.dumps(f.get(k, "\0absent"), sort_keys=True) for f in peers}) > 1
+            if differs and flat.get(k) is not None and k not in ("algo.name", "env.id"):
+                parts.append(f"{k}={_text(flat[k])}")
+        if len(parts) == 1 and len(settings) == 1:
             parts.append(f"n={setting.n} {setting.config['env']['id']}")
         setting.label = " ".join(parts)
+    seen: dict[str, int] = {}
+    for setting in settings:  # settings that differ only where neither is set: keep them apart
+        seen[setting.label] = seen.get(setting.label, 0) + 1
+        if seen[setting.label] > 1:
+            setting.label += f" (#{seen[setting.label]})"
 
 
 def group(runs: Iterable[Run]) -> list[Setting]:
@@ -164,11 +231,8 @@ def group(runs: Iterable[Run]) -> list[Setting]:
         rounds = max(f["reward"].shape[1] for f in floats)
         names = [m for m in (*PER_AGENT, *PER_ROUND) if all(m in f for f in floats)]
         metrics = {m: _pad([f[m] for f in floats], rounds) for m in names}
-        settings.append(
-            Setting(
-                members[0].config, [r.path for r in members], [str(r.attrs.get("status")) for r in members], metrics
-            )
-        )
+        statuses = [str(r.attrs.get("status")) for r in members]
+        settings.append(Setting(members[0].config, [r.path for r in members], statuses, metrics))
     _labels(settings)
     return settings
 
@@ -186,14 +250,18 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def load(paths: Iterable[str | Path]) -> Collection:
-    """Read run files (or directories of them) into a :class:`Collection`; unreadable files are skipped."""
+def load(paths: Iterable[str | Path], strict: bool = False) -> Collection:
+    """Read run files (or directories of them) into a :class:`Collection`; unreadable files are skipped
+    (``strict``: refused, for files named one by one)."""
+    paths = list(paths)
     runs, skipped = [], []
     first: dict[tuple[str, int], str] = {}
     for path in find_runs(paths):
         try:
             run = read_run(path)
         except RunFileError as exc:
+            if strict:
+                raise AnalysisError(str(exc)) from None
             skipped.append(str(exc))
             continue
         # the same setting and seed gives the same trials: counting them twice would shrink the bands
@@ -237,43 +305,100 @@ def iqm_bootstrap(
     alpha = 100 * (1 - confidence) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(boot, [alpha, 100 - alpha], axis=0)
+        lo, hi = (np.nanpercentile(boot, q, axis=0) for q in (alpha, 100 - alpha))
     return iqm(x), lo, hi
 
 
-def center_band(per_trial: np.ndarray, stat: str = "mean", seed: int = 0) -> tuple[np.ndarray, ...]:
-    """(center, low, high) across trials (axis 0): mean with the 10-90 % band, or IQM with 95 % bootstrap."""
+def center_band(
+    per_trial: np.ndarray, stat: str = "mean", band: tuple[float, float] = DEFAULT_BAND, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(center, low, high) across trials (axis 0): the mean with the ``band`` percentiles, or the IQM with
+    its 95 % bootstrap band; NaN trials (not running at that point) are left out."""
     if stat == "iqm":
         return iqm_bootstrap(per_trial, seed=seed)
     if stat != "mean":
         raise AnalysisError(f"stat: expected one of {', '.join(STATS)}, got {stat!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(per_trial, [10, 90], axis=0)
+        lo, hi = (np.nanpercentile(per_trial, q, axis=0) for q in band)  # one at a time: also for 0 rounds
         return np.nanmean(per_trial, axis=0), lo, hi
 
 
-def on_time_grid(times: np.ndarray, values: np.ndarray, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """Resample each trial's [trials, rounds] values onto one time grid (linear between round ends), so
-    trials whose rounds end at different times can be compared at equal times. The grid spans the times
-    every trial covers (latest first round to earliest last round), so each point of a curve is a
-    statistic of all trials, not of the slowest few; NaN outside a trial's own span."""
-    finite = np.isfinite(times) & np.isfinite(values)
-    spans = [(times[t, ok][0], times[t, ok][-1]) for t, ok in enumerate(finite) if ok.any()]
-    if not spans:
-        return np.empty(0), np.empty((times.shape[0], 0))
-    start, stop = max(s for s, _ in spans), min(e for _, e in spans)
-    if stop <= start:  # trials do not overlap in time: show each where it is
-        start, stop = min(s for s, _ in spans), max(e for _, e in spans)
-    grid = np.linspace(start, stop, points)
-    out = np.full((times.shape[0], points), np.nan)
-    for t, ok in enumerate(finite):
+def band_name(stat: str = "mean", band: tuple[float, float] = DEFAULT_BAND) -> str:
+    """What :func:`center_band` draws, in words: "mean over trials, 10-90 % band"."""
+    if stat == "iqm":
+        return "IQM over trials, 95 % bootstrap band"
+    return f"mean over trials, {band[0]:g}-{band[1]:g} % band"
+
+
+def trial_ends(times: np.ndarray) -> np.ndarray:
+    """[T] the time of each trial's last written round (NaN for a trial without one)."""
+    last = np.where(np.isfinite(times), np.arange(times.shape[1]), -1).max(axis=1)
+    return np.where(last >= 0, times[np.arange(times.shape[0]), np.maximum(last, 0)], np.nan)
+
+
+def time_grid(
+    times: np.ndarray, points: int = 400, log: bool = False, start: float | None = None, stop: float | None = None
+) -> np.ndarray:
+    """``points`` times from ``start`` (default: the earliest first round's end) to ``stop`` (default: the
+    slowest trial's end), evenly spaced, or geometrically with ``log`` (when ``start`` > 0)."""
+    finite = times[np.isfinite(times)]
+    if finite.size == 0:
+        return np.empty(0)
+    start = float(finite.min()) if start is None else start
+    stop = float(np.nanmax(trial_ends(times))) if stop is None else stop
+    if log and 0 < start < stop:
+        return np.geomspace(start, stop, points)
+    return np.linspace(start, stop, points)
+
+
+def on_grid(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """[T, len(grid)]: each trial's value of the last round it finished by each grid time; NaN before its
+    first round ends and after its last round (the trial has not started, or has ended).
+
+    ``times`` [T, R] must not decrease along rounds (clocks and cumulative counts do not). Rounds without
+    a time (not written) are left out, and so are rounds without a value (an evaluation every k rounds:
+    the value at t is that of the last evaluation by t).
+    """
+    out = np.full((times.shape[0], grid.size), np.nan)
+    for t in range(times.shape[0]):
+        timed = np.isfinite(times[t])
+        ok = timed & np.isfinite(values[t])
         if not ok.any():
             continue
         ts, vs = times[t, ok], values[t, ok]
-        inside = (grid >= ts[0]) & (grid <= ts[-1])
-        out[t, inside] = np.interp(grid[inside], ts, vs)
-    return grid, out
+        idx = np.searchsorted(ts, grid, side="right") - 1
+        inside = (idx >= 0) & (grid <= times[t, timed][-1])
+        out[t, inside] = vs[idx[inside]]
+    return out
+
+
+def curve(
+    setting: Setting, metric: str, x: str = "round", log: bool = False, points: int = 400
+) -> tuple[np.ndarray, np.ndarray]:
+    """(x values, [trials, points]) of a metric's agent mean against ``x`` (one of :data:`AXES`); the
+    clocks and cumulative bytes through :func:`on_grid` (``log``: a geometric grid)."""
+    values = setting.per_trial(metric)
+    if x == "round":
+        return np.arange(1, setting.rounds + 1), values
+    if x not in AXES:
+        raise AnalysisError(f"x: expected one of {', '.join(AXES)}, got {x!r}")
+    times = setting.cumulative_bytes() if x == "bytes" else setting.metrics[x]
+    grid = time_grid(times, points, log)
+    return grid, on_grid(times, values, grid)
+
+
+def time_to(times: np.ndarray, values: np.ndarray, target: float) -> np.ndarray | float:
+    """First time (along the last axis) at which ``values`` reach ``target``; NaN where they never do.
+
+    ``times`` is a grid (1-D) or one time per value ([T, R]: each trial's own first time).
+    """
+    values = np.asarray(values)
+    reached = values >= target  # NaN is never a hit
+    first = np.argmax(reached, axis=-1)
+    at = np.take_along_axis(np.broadcast_to(times, values.shape), first[..., None], axis=-1)[..., 0]
+    out = np.where(reached.any(axis=-1), at, np.nan)
+    return float(out) if out.ndim == 0 else out
 
 
 def final_window(rounds: int) -> slice:
@@ -281,94 +406,10 @@ def final_window(rounds: int) -> slice:
     return slice(rounds - max(1, rounds // 10), rounds)
 
 
-def summary(setting: Setting) -> dict[str, Any]:
-    """Per-setting numbers of the report's table and the reward-against-communication figure; per-trial
-    values first, then the mean over trials."""
+def final_values(per_trial: np.ndarray, last: int | None = None) -> np.ndarray:
+    """[T] each trial's mean over the last ``last`` rounds (default :func:`final_window`); NaN for a
+    trial that did not reach them."""
+    window = final_window(per_trial.shape[1]) if last is None else slice(-last, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        reward = np.nanmean(setting.per_trial("reward")[:, final_window(setting.rounds)], axis=1)
-        up_msgs = np.nansum(setting.per_trial("uplink_messages"), axis=1)
-        up_bytes = np.nansum(setting.per_trial("uplink_bytes"), axis=1)
-        wall = np.nanmax(setting.metrics["wall_time"], axis=1)
-        row = {
-            "label": setting.label,
-            "algo": setting.algo,
-            "env": setting.config["env"]["id"],
-            "n": setting.n,
-            "runs": len(setting.paths),
-            "complete": sum(s == "complete" for s in setting.statuses),
-            "trials": setting.trials,
-            "rounds": setting.rounds,
-            "final_reward_trials": reward,
-            "total_messages_trials": up_msgs,
-            "total_up_bytes_trials": up_bytes,
-            "final_reward": float(np.nanmean(reward)),
-            "final_reward_p10": float(np.nanpercentile(reward, 10)),
-            "final_reward_p90": float(np.nanpercentile(reward, 90)),
-            "msgs_per_agent_round": float(np.nanmean(setting.metrics["uplink_messages"])),
-            "up_bytes_per_agent_round": float(np.nanmean(setting.metrics["uplink_bytes"])),
-            "down_bytes_per_agent_round": float(np.nanmean(setting.metrics["downlink_bytes"])),
-            "total_messages_per_agent": float(np.nanmean(up_msgs)),
-            "total_up_bytes_per_agent": float(np.nanmean(up_bytes)),
-            "wall_time_s": float(np.nanmean(wall)),
-        }
-    return row
-
-
-def table(collection: Collection, stat: str = "mean", seed: int = 0) -> str:
-    """A Markdown table, one row per setting (``stat="iqm"`` adds the final reward's IQM and 95 % band)."""
-    head = (
-        "setting | algo | env | n | runs (complete) | trials | rounds | final reward (last 10 %, mean [p10, p90]) "
-        "| msgs/agent/round | up B/agent/round | down B/agent/round | up B/agent total | wall s/trial"
-    ).split(" | ")
-    if stat == "iqm":
-        head.insert(8, "final reward IQM [95 % bootstrap]")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in collection.settings:
-        r = summary(s)
-        robust = ""
-        if stat == "iqm":
-            center, lo, hi = (float(v[0]) for v in iqm_bootstrap(r["final_reward_trials"][:, None], seed=seed))
-            robust = f"| {center:.2f} [{lo:.2f}, {hi:.2f}] "
-        lines.append(
-            f"| {r['label']} | {r['algo']} | {r['env']} | {r['n']} | {r['runs']} ({r['complete']}) | {r['trials']} "
-            f"| {r['rounds']} | {r['final_reward']:.2f} [{r['final_reward_p10']:.2f}, {r['final_reward_p90']:.2f}] "
-            f"{robust}| {r['msgs_per_agent_round']:.3f} | {r['up_bytes_per_agent_round']:.1f} "
-            f"| {r['down_bytes_per_agent_round']:.1f} | {r['total_up_bytes_per_agent']:.0f} | {r['wall_time_s']:.2f} |"
-        )
-    return "\n".join(lines)
-
-
-def report(
-    sweep_dirs: str | Path | Sequence[str | Path], out_dir: str | Path | None = None, stat: str = "mean", seed: int = 0
-) -> Path:
-    """Every figure of one or more sweeps (e.g. one per algorithm, to put them on one page) and
-    ``report.md`` (the table and the figures) in ``out_dir`` (default: the first sweep's ``report/``)."""
-    from mpidrl import figures
-
-    dirs = [Path(sweep_dirs)] if isinstance(sweep_dirs, (str, Path)) else [Path(d) for d in sweep_dirs]
-    for d in dirs:
-        if not d.is_dir():
-            raise AnalysisError(f"{d}: not a directory")
-    sweep_dir = " ".join(map(str, dirs))
-    out = Path(out_dir) if out_dir else dirs[0] / "report"
-    collection = load(dirs)
-    drawn = figures.draw_all(collection, out, stat=stat, seed=seed)
-    band = "mean, 10th-90th percentile band" if stat == "mean" else "interquartile mean, 95 % bootstrap band"
-    lines = [
-        f"# Report of {sweep_dir}",
-        "",
-        f"{sum(len(s.paths) for s in collection.settings)} run file(s) in {len(collection.settings)} setting(s); "
-        f"curves: {band} over trials (seeds pooled as trials).",
-        "",
-        table(collection, stat, seed),
-        "",
-    ]
-    lines += [f"![{p.stem}]({p.name})" for p in drawn]
-    if collection.skipped:
-        lines += ["", "Skipped:", *(f"- {s}" for s in collection.skipped)]
-    command = f"mpidrl report {sweep_dir}" + (f" -o {out}" if out_dir else "") + f" --stat {stat}"
-    lines += ["", f"Made with `{command}`" + (f" (bootstrap seed {seed})." if stat == "iqm" else ".")]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        return np.nanmean(per_trial[:, window], axis=1)

@@ -73,23 +73,13 @@ RESUMABLE_KEYS = {"run.out", "run.log_every", "run.checkpoint_every"}
 """Config keys that may differ between a run file and the config given with ``--resume``."""
 
 
-def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and not (prefix == "env." and key == "kwargs"):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _resume_config(args: argparse.Namespace, node_share: float = 1.0):
     """The config of the run file given to --resume, checked against the config and --set given.
 
     ``--set run.rounds=N`` with N larger than the run's extends it (a complete run too); any other
     difference is refused, naming the first key that differs.
     """
-    from mpidrl.config import ConfigError, apply_overrides, from_dict, read_toml
+    from mpidrl.config import ConfigError, apply_overrides, flatten, from_dict, read_toml
     from mpidrl.store import RunFileError, describe_status, read_run
     from mpidrl.validate import check
 
@@ -119,7 +109,7 @@ def _resume_config(args: argparse.Namespace, node_share: float = 1.0):
         )
     if status == "complete" and not extended:
         raise InputError(f"--resume: {path} is complete; nothing to resume (--set run.rounds=N extends it)")
-    a, b = _flatten(stored.to_dict()), _flatten(given.to_dict())
+    a, b = flatten(stored.to_dict()), flatten(given.to_dict())
     differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in {*RESUMABLE_KEYS, "run.rounds"})
     if differ:
         k = differ[0]
@@ -210,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             rt.abort(1)
         return 1
     if rt.is_root:
-        from mpidrl.plots import summary_table
+        from mpidrl.report import summary_table
         from mpidrl.store import read_run
 
         print(summary_table([read_run(out)]))
@@ -243,17 +233,23 @@ def _runs(paths: list[str]):
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from mpidrl.plots import summary_table
+    from mpidrl.report import summary_table
 
     print(summary_table(_runs(args.runs)))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from mpidrl.plots import plot_runs
+    from mpidrl.analysis import AnalysisError, load
+    from mpidrl.figures import plot_curves
 
-    runs = _runs(args.runs)
-    out = plot_runs(runs, args.output, x=args.x, title=args.title)
+    try:
+        collection = load(args.runs, strict=True)
+        out = plot_curves(collection.settings, args.output, x=args.x, stat=args.stat, seed=args.seed, title=args.title)
+    except AnalysisError as exc:
+        raise InputError(f"plot: {exc}") from None
+    for skipped in collection.skipped:
+        print(f"skipped {skipped}")
     print(f"wrote {out}")
     return 0
 
@@ -278,13 +274,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mpidrl.analysis import AnalysisError, report
+    from mpidrl.analysis import AnalysisError
+    from mpidrl.report import report
 
     try:
         out = report(args.sweep_dirs, args.output, stat=args.stat, seed=args.seed)
     except AnalysisError as exc:
         raise InputError(str(exc)) from None
-    print(f"wrote {out}")
+    print(f"wrote {out} and {out.with_suffix('.csv')}")
     return 0
 
 
@@ -316,15 +313,33 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("info", help="versions, MPI library and world size")
     sp.set_defaults(func=cmd_info)
 
-    sp = sub.add_parser("summary", help="table of final reward, messages, bytes and wall time")
+    def stat_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--stat",
+            choices=("mean", "iqm"),
+            default="mean",
+            help="mean with the 10-90 %% band over trials, or interquartile mean with a 95 %% bootstrap band",
+        )
+        sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (--stat iqm)")
+
+    sp = sub.add_parser("summary", help="table of final reward, messages and bytes per agent per round, wall time")
     sp.add_argument("runs", nargs="+", metavar="RUN.h5")
     sp.set_defaults(func=cmd_summary)
 
-    sp = sub.add_parser("plot", help="reward, messages and bytes per agent with 10-90 %% bands")
+    sp = sub.add_parser(
+        "plot",
+        help="reward, messages and bytes per agent (and control bytes, evaluation return) with bands over trials",
+    )
     sp.add_argument("runs", nargs="+", metavar="RUN.h5")
     sp.add_argument("-o", "--output", required=True, metavar="FIG.png")
-    sp.add_argument("--x", choices=("round", "wall_time", "sim_time"), default="round", help="horizontal axis")
+    sp.add_argument(
+        "--x",
+        choices=("round", "wall_time", "sim_time"),
+        default="round",
+        help="horizontal axis (a clock spanning more than two decades is drawn logarithmic)",
+    )
     sp.add_argument("--title")
+    stat_args(sp)
     sp.set_defaults(func=cmd_plot)
 
     sp = sub.add_parser("sweep", help="expand a sweep spec (grid x seeds) into SLURM array task lines")
@@ -333,16 +348,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--throttle", type=int, metavar="N", help="at most N array tasks at once (sbatch --array=...%%N)")
     sp.set_defaults(func=cmd_sweep)
 
-    sp = sub.add_parser("report", help="figures and a Markdown table of every run file under the directories")
+    sp = sub.add_parser("report", help="figures, a Markdown and a CSV table of every run file under the directories")
     sp.add_argument("sweep_dirs", nargs="+", metavar="SWEEP_DIR")
     sp.add_argument("-o", "--output", metavar="DIR", help="where to write (default: the first SWEEP_DIR/report)")
-    sp.add_argument(
-        "--stat",
-        choices=("mean", "iqm"),
-        default="mean",
-        help="mean with 10-90 %% band over trials, or interquartile mean with a 95 %% bootstrap band",
-    )
-    sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (--stat iqm)")
+    stat_args(sp)
     sp.set_defaults(func=cmd_report)
     return p
 

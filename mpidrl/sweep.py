@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mpidrl
-from mpidrl.config import ConfigError, read_toml
+from mpidrl.config import ConfigError, flatten, read_toml
 
 if TYPE_CHECKING:
     from mpidrl.envs import EnvSpec
@@ -118,18 +118,6 @@ def toml_value(value: Any) -> str:
     raise SweepError(f"cannot write {value!r} ({type(value).__name__}) as a TOML value")
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"agents": {"n": [..]}}`` and ``{"agents.n": [..]}`` both become ``{"agents.n": [..]}``."""
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
-
-
 def _slug(values: Mapping[str, Any]) -> str:
     text = "_".join(f"{k}={toml_value(v)}" for k, v in values.items())
     return re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-")[:80]
@@ -154,7 +142,7 @@ def read_spec(path: str | Path) -> dict[str, Any]:
 
 
 def _grid(data: Mapping[str, Any]) -> dict[str, list[Any]]:
-    grid = _flatten(data.get("grid", {}))
+    grid = flatten(data.get("grid", {}))
     for key, values in grid.items():
         if len(key.split(".")) < 2:
             raise SweepError(f"[grid] {key}: expected a dotted config key such as agents.n")

@@ -1,49 +1,88 @@
-"""Loading and grouping run files, the statistics of the figures, and ``mpidrl report`` on real runs."""
+"""The one reporting path: loading and grouping run files, masking unwritten rounds, labels, the time-grid
+resampler, the statistics, the figures' axes, ``summary``, ``plot`` and ``report``, and the analysis/
+scripts on small run files."""
 
 from __future__ import annotations
+
+import csv
+import runpy
+import sys
 
 import numpy as np
 import pytest
 import scipy.stats
-from helpers import mpidrl, write_config
+from helpers import ROOT, mpidrl, write_config
 
 from mpidrl.analysis import (
+    BOOKKEEPING,
     AnalysisError,
     Collection,
+    band_name,
     center_band,
+    curve,
+    final_values,
     iqm,
     iqm_bootstrap,
     load,
-    on_time_grid,
-    summary,
+    moving_average,
+    on_grid,
+    time_grid,
+    time_to,
+    valid_mask,
 )
 from mpidrl.config import load as load_config
-from mpidrl.plots import summary_table
+from mpidrl.figures import format_panel, log_x, plot_curves, spans_decades, y_log
+from mpidrl.report import CSV_COLUMNS, report, summary, summary_table
 from mpidrl.store import RunWriter, read_run
 
 
-def fake_run(path, n=2, seed=0, trials=2, rounds=4, sigma=0.05, reward=None, status="complete", sim=False):
-    """A run file with known values: reward[t, r, a] = reward(seed, t, r, a), 1 message of 8 B per agent."""
-    cfg = load_config(None, [f"agents.n={n}", f"run.seed={seed}", f"run.trials={trials}", f"algo.sigma={sigma}"])
+def fake_run(
+    path,
+    n=2,
+    seed=0,
+    trials=2,
+    rounds=4,
+    sigma=None,
+    reward=None,
+    status="complete",
+    sim=False,
+    sets=(),
+    wall=None,
+    downlink=40,
+    control=0,
+    stop=2,
+    unfinished=1,
+):
+    """A run file with known values: reward[t, r, a] = reward(seed, t, r, a), 1 message of 8 B per agent.
+
+    A run that did not complete has its last ``unfinished`` trials stopped after ``stop`` rounds (as a
+    batch of trials run together, or one trial, when the job died).
+    """
+    sets = [*sets, *([f"algo.sigma={sigma}"] if sigma else [])]  # ES's default sigma is 0.05
+    cfg = load_config(None, [f"agents.n={n}", f"run.seed={seed}", f"run.trials={trials}", *sets])
     attrs = {"config": cfg.to_json(), "seed": seed, "n_agents": n}
     w = RunWriter(path, attrs, trials, n)
     reward = reward or (lambda s, t, r, a: 100 * s + 10 * t + r + a / 10)
+    wall = wall or (lambda t, r: 0.5 * (r + 1))
+    last = trials if status == "complete" else trials - unfinished
     for t in range(trials):
-        # a run that did not complete died in its last trial after two rounds
-        for r in range(rounds if status == "complete" or t < trials - 1 else 2):
+        for r in range(rounds if t < last else stop):
+            values = np.array([reward(seed, t, r, a) for a in range(n)])
             w.write_round(
                 t,
                 r,
                 {
-                    "reward": np.array([reward(seed, t, r, a) for a in range(n)]),
+                    "reward": values,
+                    "return": values,
                     "uplink_messages": np.ones(n),
                     "uplink_bytes": np.full(n, 8),
-                    "downlink_bytes": np.full(n, 40),
-                    "wall_time": 0.5 * (r + 1),
+                    "downlink_bytes": np.full(n, downlink),
+                    "control_bytes": np.full(n, control),
+                    "wall_time": wall(t, r),
                     "sim_time": 2.0 * (r + 1) if sim else np.nan,
                 },
             )
-        if status == "complete" or t < trials - 1:
+        if t < last:
             w.end_trial(t)
     w.close(status)
     return path
@@ -69,7 +108,7 @@ def test_group_settings_and_stack_seeds_as_trials(tmp_path):
     assert col.stack("wall_time").shape == (2, 6, 4)
     row = summary(a)
     assert row["runs"] == row["complete"] == 3
-    assert row["total_up_bytes_per_agent"] == 4 * 8 and row["msgs_per_agent_round"] == 1.0
+    assert row["total_bytes_per_agent"] == 4 * (8 + 40) and row["msgs_per_agent_round"] == 1.0
     # final reward: the last round (4 rounds -> last 10 % is one round), agent mean, then trial mean
     assert row["final_reward"] == pytest.approx(
         np.mean([100 * s + 10 * t + 3 + 0.05 for s in (1, 2, 3) for t in (0, 1)])
@@ -91,7 +130,112 @@ def test_unfinished_runs_are_nan_not_zero(tmp_path):
     died = s.paths.index(str(tmp_path / "died.h5"))
     assert (msgs[2 * died] == 1).all()  # the trial that finished
     assert (msgs[2 * died + 1, :2] == 1).all() and np.isnan(msgs[2 * died + 1, 2:]).all()  # not the 0 fill
-    assert summary(s)["msgs_per_agent_round"] == 1.0
+    row = summary(s)
+    assert row["msgs_per_agent_round"] == 1.0
+    assert np.isnan(row["total_messages_trials"][2 * died + 1]) and row["total_messages_per_agent"] == 5.0
+    with pytest.raises(AnalysisError, match="junk.h5: not a readable HDF5 file"):
+        load([tmp_path / "done.h5", tmp_path / "junk.h5"], strict=True)  # files named one by one
+
+
+def test_summary_of_an_interrupted_run(tmp_path):
+    # ES with a 130-parameter policy: 1 message of 8 B up, 1040 B down per agent per round. Trial 2 of 2
+    # was interrupted after 2 of 4 rounds: its other rounds read as 0 in the file, and must not count.
+    path = fake_run(tmp_path / "es.h5", trials=2, rounds=4, status="interrupted", downlink=1040)
+    run = read_run(path)
+    assert run.metrics["uplink_messages"].mean() == 0.75  # the raw file, fill values included
+    row = summary_table([run]).splitlines()[2]
+    assert "| interrupted | 3.050 | 1.000 | 8.0 | 1040.0 | 0.0 | 2.00 |" in row
+    proc = mpidrl(["summary", str(path)])
+    assert proc.stdout.splitlines()[2] == row
+
+
+def test_valid_mask_batches_and_a_trial_just_started(tmp_path):
+    # trials 3 and 4 run together as a batch (run.trial_batch = 2) and stopped after 2 of 4 rounds
+    batch = read_run(
+        fake_run(tmp_path / "b.h5", trials=4, status="interrupted", sets=["run.trial_batch=2"], unfinished=2)
+    )
+    mask = valid_mask(batch)
+    assert mask[:2].all() and mask[2:, :2].all() and not mask[2:, 2:].any()
+    # trial 2 has begun but written nothing yet: the file's rounds_done still counts trial 1's rounds
+    started = read_run(fake_run(tmp_path / "s.h5", status="running", stop=0))
+    assert started.attrs["rounds_done"] == 4 and started.attrs["trials_done"] == 1
+    mask = valid_mask(started)
+    assert mask[0].all() and not mask[1].any()
+
+
+def test_labels_name_only_keys_that_differ_and_are_set(tmp_path):
+    fake_run(tmp_path / "es1.h5", seed=1)
+    bookkeeping = [
+        "run.record_messages=true",
+        "run.eval_every=2",
+        "run.eval_episodes=3",
+        "run.checkpoint_every=3",
+        "run.trial_batch=2",
+        "run.log_every=1.0",
+        'agents.placement="blocks"',
+        'run.out="elsewhere.h5"',
+    ]
+    fake_run(tmp_path / "es2.h5", seed=2, trials=3, sets=bookkeeping)  # pooled with es1: the same setting
+    fake_run(tmp_path / "es3.h5", seed=1, sigma=0.1)
+    fake_run(tmp_path / "espc.h5", seed=1, sets=['algo.name="espc"', "algo.m=1", "algo.k=2"])
+    fake_run(tmp_path / "dql.h5", seed=1, sets=['algo.name="dql"', 'env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9"])
+    col = load([tmp_path])
+    labels = sorted(s.label for s in col.settings)
+    assert labels == [
+        "dql mpidrl/SimpleGrid-v0",  # DQL's own parameters and its gamma tell it apart from no other dql
+        "es CartPole-v1 algo.sigma=0.05",
+        "es CartPole-v1 algo.sigma=0.1",
+        "espc CartPole-v1",
+    ]
+    es = next(s for s in col.settings if s.label.endswith("0.05"))
+    assert es.trials == 5 and len(es.paths) == 2
+    for label in labels:
+        assert "null" not in label and not any(f"{key}=" in label for key in BOOKKEEPING)
+    # one setting alone is labelled by what it is
+    assert load([tmp_path / "es3.h5"]).settings[0].label == "es n=2 CartPole-v1"
+
+
+def test_step_resampler():
+    # trial 0 ends rounds at 1, 2, 3, 5 s; trial 1 at 2, 4, 6, 8 s
+    times = np.array([[1.0, 2.0, 3.0, 5.0], [2.0, 4.0, 6.0, 8.0]])
+    values = np.array([[10.0, 20.0, 30.0, 40.0], [11.0, 21.0, np.nan, 41.0]])
+    grid = np.array([0.0, 1.0, 1.5, 2.0, 5.0, 6.0, 7.9, 8.0, 9.0])
+    out = on_grid(times, values, grid)
+    nan = np.nan
+    # the value of the last round finished by t; NaN before the first round ends and after the last
+    np.testing.assert_array_equal(out[0], [nan, 10, 10, 20, 40, nan, nan, nan, nan])
+    # a round without a value is left out: at 6 s trial 1 still shows round 2's value
+    np.testing.assert_array_equal(out[1], [nan, nan, nan, 11, 21, 21, 21, 41, nan])
+    # the grid runs from the first round's end to the slowest trial's end, evenly or geometrically
+    np.testing.assert_allclose(time_grid(times, points=8), np.linspace(1, 8, 8))
+    np.testing.assert_allclose(time_grid(times, points=4, log=True), [1, 2, 4, 8])
+    assert time_grid(np.full((2, 3), np.nan)).size == 0
+
+
+def test_curves_run_to_the_slowest_trial(tmp_path):
+    # trial t ends round r at (t + 1) * (r + 1) s: trial 0 ends at 4 s, trial 1 at 8 s
+    fake_run(tmp_path / "r.h5", wall=lambda t, r: (t + 1) * (r + 1.0), reward=lambda s, t, r, a: 10 * t + r)
+    (setting,) = load([tmp_path]).settings
+    grid, per_trial = curve(setting, "reward", "wall_time", points=8)
+    np.testing.assert_allclose(grid, np.linspace(1, 8, 8))
+    center, lo, hi = center_band(per_trial)
+    # at 1 s only trial 0 has ended a round; after 4 s only trial 1 runs, up to its end at 8 s
+    np.testing.assert_allclose(center, [0, 5.5, 6, 7, 11, 12, 12, 13])
+    assert np.isnan(per_trial[1, 0]) and np.isnan(per_trial[0, 4:]).all()
+    # cumulative bytes per agent (uplink + downlink + control) are an axis like the clocks
+    grid, _ = curve(setting, "reward", "bytes", points=3, log=True)
+    np.testing.assert_allclose(grid, [48, 96, 192])  # 48 B per round: geometric from round 1 to round 4
+
+
+def test_time_to_moving_average_and_final_values():
+    times = np.array([[1.0, 2.0, 3.0], [1.0, 3.0, 5.0]])
+    values = np.array([[0.0, 5.0, 9.0], [0.0, 1.0, 2.0]])
+    np.testing.assert_array_equal(time_to(times, values, 5.0), [2.0, np.nan])
+    assert time_to(np.array([1.0, 2.0, 3.0]), np.array([1.0, np.nan, 7.0]), 6.0) == 3.0
+    np.testing.assert_allclose(moving_average(np.array([[1.0, 3.0, np.nan, 5.0]]), 2), [[1, 2, 3, 5]])
+    per_trial = np.array([np.arange(20.0), np.r_[np.arange(10.0), np.full(10, np.nan)]])
+    np.testing.assert_array_equal(final_values(per_trial), [18.5, np.nan])  # last 10 %: rounds 19 and 20
+    np.testing.assert_array_equal(final_values(per_trial, last=15), [12.0, 7.0])
 
 
 def test_load_errors(tmp_path):
@@ -129,33 +273,81 @@ def test_iqm_bootstrap_known_answer():
         np.testing.assert_allclose(part, 2.5)
 
 
-def test_mean_band_and_time_grid():
+def test_mean_with_selectable_band():
     per_trial = np.arange(11.0)[:, None] * np.ones((1, 3))
     mean, lo, hi = center_band(per_trial)
     np.testing.assert_allclose([mean[0], lo[0], hi[0]], [5.0, 1.0, 9.0])
-    # two trials: rounds end at 1, 2, 3, 5 s and at 2, 4, 6, 8 s; the grid is where both ran, [2, 5]
-    times = np.array([[1.0, 2.0, 3.0, 5.0], [2.0, 4.0, 6.0, 8.0]])
-    values = np.array([[10.0, 20.0, 30.0, 40.0], [10.0, 20.0, 30.0, 40.0]])
-    grid, out = on_time_grid(times, values, points=4)
-    np.testing.assert_allclose(grid, [2, 3, 4, 5])
-    np.testing.assert_allclose(out, [[20, 30, 35, 40], [10, 15, 20, 25]])
-    # trials that never overlap: each is shown over its own span, NaN elsewhere
-    grid, out = on_time_grid(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]), points=4)
-    np.testing.assert_allclose(grid, [1, 2, 3, 4])
-    np.testing.assert_allclose(out, [[1, 2, np.nan, np.nan], [np.nan, np.nan, 3, 4]])
+    mean, lo, hi = center_band(per_trial, band=(20, 80))
+    np.testing.assert_allclose([lo[0], hi[0]], [2.0, 8.0])
+    assert band_name() == "mean over trials, 10-90 % band"
+    assert band_name("mean", (20, 80)) == "mean over trials, 20-80 % band"
+    assert band_name("iqm") == "IQM over trials, 95 % bootstrap band"
+    with pytest.raises(AnalysisError, match="stat: expected one of mean, iqm"):
+        center_band(per_trial, "median")
 
 
-def test_time_axes_follow_the_clocks_the_runs_kept(tmp_path):
-    from mpidrl.figures import plot_curves
+def test_log_axes_where_values_span_decades():
+    assert spans_decades([8.0, 1040.0]) and not spans_decades([10.0, 900.0])
+    assert not spans_decades([0.0, 0.0, 5.0, 10.0])  # zeros cannot be drawn on a log axis: not counted
+    assert y_log("uplink_bytes", np.array([8.0, 1000.0])) and not y_log("reward", np.array([1.0, 1e4]))
+    import matplotlib.pyplot as plt
 
-    fake_run(tmp_path / "sim.h5", seed=1, sim=True)
+    fig, (a, b) = plt.subplots(1, 2)
+    format_panel(a, "downlink_bytes", "round", False, [np.array([10256.0, 10264.0])])
+    assert a.get_yscale() == "linear" and a.get_ylim()[0] == 0  # an 8-byte difference at 10 kB is no gap
+    format_panel(b, "uplink_bytes", "wall_time", True, [np.array([8.0, 8.0]), np.array([900.0, 1100.0])])
+    assert b.get_yscale() == "log" and b.get_xscale() == "log"
+    plt.close(fig)
+
+
+def test_time_axes_and_an_empty_axis(tmp_path):
+    fake_run(tmp_path / "sim.h5", seed=1, sim=True, wall=lambda t, r: 0.01 * 10**r)  # 0.01 s to 10 s
     fake_run(tmp_path / "real.h5", seed=1, sigma=0.2)
     col = load([tmp_path])
     real, sim = col.settings  # files are read in sorted order
     assert np.isfinite(sim.metrics["sim_time"]).all() and np.isnan(real.metrics["sim_time"]).all()
-    assert plot_curves(Collection([real]), tmp_path / "none.png", x="sim_time") is None
-    out = plot_curves(col, tmp_path / "sim.png", x="sim_time", stat="iqm")
+    assert log_x([sim], "wall_time") and not log_x([real], "wall_time") and not log_x(col.settings, "sim_time")
+    assert log_x([real], "bytes") and not log_x([sim], "round")
+    with pytest.raises(AnalysisError, match="sim_time: nothing to draw, no simulated clock"):
+        plot_curves(Collection([real]).settings, tmp_path / "none.png", x="sim_time")
+    assert not (tmp_path / "none.png").exists()
+    out = plot_curves(col.settings, tmp_path / "sim.png", x="sim_time", stat="iqm")
     assert out.stat().st_size > 10_000
+    # a run that has not written a round yet: a table row without numbers, and no figure
+    started = read_run(fake_run(tmp_path / "started.h5", status="running", stop=0, unfinished=2))
+    assert summary_table([started]).splitlines()[2].endswith("| 2 | 0 | running | - | - | - | - | - | - |")
+    with pytest.raises(AnalysisError, match="round: nothing to draw, no round written yet"):
+        plot_curves(load([started.path]).settings, tmp_path / "none.png")
+    proc = mpidrl(["plot", str(tmp_path / "real.h5"), "-o", str(tmp_path / "f.png"), "--x", "sim_time"], check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no simulated clock" in proc.stderr
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_report_tables_and_figures(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed in (1, 2):
+        fake_run(runs / f"es{seed}.h5", seed=seed, downlink=1040)
+    fake_run(runs / "nigt.h5", seed=1, sim=True, control=32, sets=['algo.name="rennala-nigt"', 'time.mode="simulated"'])
+    md = report(runs, tmp_path / "out", stat="iqm", seed=3)
+    text = md.read_text()
+    assert "3 run file(s) in 2 setting(s)" in text and "IQM over trials, 95 % bootstrap band" in text
+    assert "final reward IQM [95 % bootstrap CI]" in text and "[report.csv](report.csv)" in text
+    with (tmp_path / "out" / "report.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert tuple(table[0]) == CSV_COLUMNS and [r["setting"] for r in table] == ["es", "rennala-nigt"]
+    es, nigt = table
+    assert (es["trials"], es["uplink_bytes_per_agent_round"], es["downlink_bytes_per_agent_round"]) == (
+        "4",
+        "8.0",
+        "1040.0",
+    )
+    assert float(es["total_bytes_per_agent"]) == 4 * (8 + 1040) and es["sim_time_end"] == ""
+    assert float(nigt["control_bytes_per_agent_round"]) == 32 and float(nigt["sim_time_end"]) == 8.0
+    low, center, high = (float(es[f"final_reward_{k}"]) for k in ("iqm_ci_low", "iqm", "iqm_ci_high"))
+    assert low <= center <= high and float(es["final_reward_p10"]) <= float(es["final_reward_p90"])
+    for name in ("reward.png", "curves_round.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 10_000
 
 
 def test_report_command_on_real_runs(tmp_path):
@@ -170,16 +362,37 @@ def test_report_command_on_real_runs(tmp_path):
     md = (tmp_path / "sweep" / "report" / "report.md").read_text()
     assert "wrote" in proc.stdout and "2 run file(s) in 2 setting(s)" in md
     rows = [line for line in md.splitlines() if line.startswith("| es ")]
-    assert len(rows) == 2 and "algo.sigma=0.05" in rows[0] and "| 1 (1) | 2 | 4 |" in rows[0]
+    assert len(rows) == 2 and rows[0].startswith("| es algo.sigma=0.05 |") and "| 1 (1) | 2 | 4 |" in rows[0]
     # the table agrees with the per-run summary of the same file
     single = summary_table([read_run(runs / "sigma0.2.h5")]).splitlines()[2].split("|")
     final, up_bytes = single[8].strip(), single[10].strip()
     assert float(rows[1].split("|")[8].split()[0]) == pytest.approx(float(final), abs=0.006)
     assert f"| {up_bytes} |" in rows[1]
-    for name in ("curves_round.png", "curves_wall_time.png", "reward_vs_communication.png"):
-        assert (tmp_path / "sweep" / "report" / name).stat().st_size > 10_000
-    assert not (tmp_path / "sweep" / "report" / "curves_sim_time.png").exists()  # real-time runs only
+    for name in ("reward.png", "curves_round.png", "report.csv"):
+        assert (tmp_path / "sweep" / "report" / name).stat().st_size > 200
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = mpidrl(["report", str(empty)], check=False)
     assert proc.returncode == 2 and "no readable mpidrl run files" in proc.stderr
+
+
+def test_analysis_scripts_run_on_small_run_files(tmp_path, monkeypatch, capsys):
+    sim = fake_run(tmp_path / "sim.h5", sim=True, rounds=12, sets=['algo.name="rennala-nigt"', 'time.mode="simulated"'])
+    es = fake_run(tmp_path / "es.h5", rounds=12)
+    espc = fake_run(tmp_path / "espc.h5", rounds=12, sets=['algo.name="espc"', "algo.m=1", "algo.k=2"])
+    calls = {
+        "pg_time.py": [sim, es, "-o", tmp_path / "t.png", "--x", "wall_time", "--target", "5"],
+        "pg_table.py": ["--target", "5", "--at", "end", f"{sim}=a", str(sim)],
+        "pg_final.py": [sim],
+        "pg_kappa.py": ["--target", "5", "-o", tmp_path / "k.png", f"0={sim}", f"1={sim}"],
+        "espc_compare.py": [es, espc, "-o", tmp_path / "e.png", "--tail", "2", "--start", "2"],
+        "fig_ch3.py": [es, "-o", tmp_path / "f.png", "--cumulative"],
+    }
+    for script, args in calls.items():
+        monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
+        runpy.run_path(str(ROOT / "analysis" / script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.count("wrote") == 4 and "first reaches 5 at wall_time" in out
+    # trial 0's return r + 0.05 smoothed over 5 rounds reaches 5 at round 8 (sim_time 16), trial 1's at once
+    assert "| a | 2 | 2.0 | 9.0 (2.0-16.0), 2/2 | 12 +- 5 | 14 +- 5 | 24.0 |" in out
+    assert "ESPC n=2 m=1 k=2" in out and "| dql |" not in out and "| es | discounted reward |" in out

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from mpidrl.config import Config, ConfigError, from_dict, load, parse_overrides
+from mpidrl.config import Config, ConfigError, flatten, from_dict, load, parse_overrides
 
 
 def test_defaults_are_valid_and_frozen():
@@ -28,6 +28,14 @@ def test_round_trip_through_plain_data():
     cfg = load(None, ["agents.n=5", "policy.hidden=[3, 2]", 'time.h="sqrt(i)"'])
     assert from_dict(cfg.to_dict()) == cfg
     assert isinstance(cfg, Config)
+
+
+def test_flatten_dotted_keys_and_empty_tables():
+    cfg = load(None, ["env.kwargs.slippery=false"]).to_dict()
+    flat = flatten(cfg)
+    assert flat["agents.n"] == 1 and flat["env.kwargs.slippery"] is False and "env.kwargs" not in flat
+    assert flatten(load(None).to_dict())["env.kwargs"] == {}  # an empty table is a value, not nothing
+    assert flatten({"grid": {"agents": {"n": [1, 2]}}, "x": [{"a": 1}]}) == {"grid.agents.n": [1, 2], "x": [{"a": 1}]}
 
 
 @pytest.mark.parametrize(

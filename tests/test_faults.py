@@ -87,7 +87,11 @@ def test_a_failure_on_another_rank_is_recorded_in_seconds(tmp_path, algo, algo_k
     t0 = time.monotonic()
     proc = subprocess.run(
         [MPIEXEC, "-n", "2", sys.executable, "-m", "mpidrl", "run", str(cfg), "--out", str(out)],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     elapsed = time.monotonic() - t0
     assert proc.returncode != 0 and "injected failure" in proc.stderr
@@ -98,7 +102,9 @@ def test_a_failure_on_another_rank_is_recorded_in_seconds(tmp_path, algo, algo_k
 def test_rounds_reach_the_disk_while_a_rank_is_stuck_and_a_killed_run_says_so(tmp_path):
     """Rank 1 sleeps for a minute in round 11; rank 0 waits in the round. The rounds before are on disk
     within a second, a live reader sees the run as running, and after SIGKILL the file says its writer died."""
-    cfg = config(tmp_path, rounds=40, env="slow_env:SlowOnRank-v0", kwargs="{delay = 0.0, stall_round = 10, stall = 60.0}")
+    cfg = config(
+        tmp_path, rounds=40, env="slow_env:SlowOnRank-v0", kwargs="{delay = 0.0, stall_round = 10, stall = 60.0}"
+    )
     out = tmp_path / "r.h5"
     proc = start(["run", str(cfg), "--out", str(out)])
     wait_rounds(out, 10)
@@ -119,7 +125,9 @@ def test_overwrite_refuses_a_live_run_and_two_runs_on_one_path_refuse_one_line(t
     out = tmp_path / "r.h5"
     live = start(["run", str(cfg), "--out", str(out)])
     wait_rounds(out, 3)
-    other = mpirun(2, ["run", str(cfg), "--out", str(out), "--overwrite"], check=False, env={"PYTHONPATH": str(ROOT / "tests")})
+    other = mpirun(
+        2, ["run", str(cfg), "--out", str(out), "--overwrite"], check=False, env={"PYTHONPATH": str(ROOT / "tests")}
+    )
     assert other.returncode == 2 and "not touching a live run" in other.stderr.strip().splitlines()[-1]
     again = mpirun(1, ["run", str(cfg), "--out", str(out)], check=False)
     assert again.returncode == 2 and f"run.out: {out} exists" in again.stderr
@@ -217,7 +225,9 @@ def test_a_finished_run_extends_to_more_rounds_exactly_and_keeps_its_policy(tmp_
         finals = read_final(f)
         assert sorted(finals) == [0, 1] and all(s.round == 12 and "theta" in s.learner for s in finals.values())
     refused = mpirun(1, ["run", "--resume", str(short)], check=False)
-    assert refused.returncode == 2 and "is complete; nothing to resume (--set run.rounds=N extends it)" in refused.stderr
+    assert (
+        refused.returncode == 2 and "is complete; nothing to resume (--set run.rounds=N extends it)" in refused.stderr
+    )
     mpirun(3, ["run", "--resume", str(short), "--set", "run.rounds=20"], timeout=120)
     mpirun(1, ["run", str(cfg), "--out", str(long), "--set", "run.rounds=20"])
     assert read_run(short).attrs["status"] == "complete" and read_run(short).config["run"]["rounds"] == 20

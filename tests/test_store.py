@@ -6,7 +6,10 @@ import pytest
 
 from mpidrl.store import MESSAGE_DTYPE, SCHEMA, RunFileError, RunWriter, read_messages, read_run
 
-ATTRS = {"config": '{"run": {"trials": 2, "rounds": 20}, "algo": {"name": "es"}, "env": {"id": "CartPole-v1"}, "agents": {"n": 3}}', "seed": 4}
+ATTRS = {
+    "config": '{"run": {"trials": 2, "rounds": 20}, "algo": {"name": "es"}, "env": {"id": "CartPole-v1"}, "agents": {"n": 3}}',
+    "seed": 4,
+}
 
 
 def test_rounds_grow_and_unwritten_cells_are_nan(tmp_path):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from mpidrl import registry
 from mpidrl.config.schema import AlgoParams, ConfigError, build, require, to_plain
 
-__all__ = ["AlgoParams", "Config", "ConfigError", "load", "from_dict", "parse_overrides", "require"]
+__all__ = ["AlgoParams", "Config", "ConfigError", "flatten", "load", "from_dict", "parse_overrides", "require"]
 
 
 @dataclass(frozen=True)
@@ -211,6 +211,20 @@ def from_dict(data: Mapping[str, Any]) -> Config:
     algo = build(spec.params, {**algo_data, "name": name}, "algo")
     algo.check_with("algo", sections)
     return Config(algo=algo, **sections)
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables as dotted keys: ``{"agents": {"n": 5}}`` becomes ``{"agents.n": 5}``.
+
+    An empty table is kept as a value (``{"env.kwargs": {}}``), so that setting it is not lost.
+    """
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def parse_overrides(pairs: Iterable[str]) -> list[tuple[list[str], Any]]:
