@@ -34,6 +34,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.bar = self.stream.isatty() if bar is None else bar
         self.t0 = self.last = time.perf_counter()
+        self._decided = (-1, False)
 
     def info(self, text: str) -> None:
         """A plain line from rank 0 (e.g. the run's header)."""
@@ -41,10 +42,12 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def due(self, round: int) -> bool:
-        """Whether :meth:`update` for ``round`` will print a line (so the run file can be flushed first)."""
+        """Whether :meth:`update` for ``round`` will print a line (so the run file can be flushed first):
+        the answer is kept, and :meth:`update` keeps to it."""
         if not self.enabled or self.bar:
             return False
-        return time.perf_counter() - self.last >= self.every or round + 1 == self.rounds
+        self._decided = (round, time.perf_counter() - self.last >= self.every or round + 1 == self.rounds)
+        return self._decided[1]
 
     def update(
         self,
@@ -82,6 +85,6 @@ class Progress:
                 file=self.stream,
                 flush=True,
             )
-        elif now - self.last >= self.every or last_of_trial:
+        elif self._decided[1] if self._decided[0] == round else (now - self.last >= self.every or last_of_trial):
             self.last = now
             print(text, file=self.stream, flush=True)

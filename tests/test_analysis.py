@@ -144,7 +144,7 @@ def test_summary_of_an_interrupted_run(tmp_path):
     run = read_run(path)
     assert run.metrics["uplink_messages"].mean() == 0.75  # the raw file, fill values included
     row = summary_table([run]).splitlines()[2]
-    assert "| interrupted | 3.050 | 1.000 | 8.0 | 1040.0 | 0.0 | 2.00 |" in row
+    assert "| interrupted, round 2 of 100 of trial 2 of 2 | 3.050 | 1.000 | 8.0 | 1040.0 | 0.0 | 2.00 |" in row
     proc = mpidrl(["summary", str(path)])
     assert proc.stdout.splitlines()[2] == row
 
@@ -315,7 +315,8 @@ def test_time_axes_and_an_empty_axis(tmp_path):
     assert out.stat().st_size > 10_000
     # a run that has not written a round yet: a table row without numbers, and no figure
     started = read_run(fake_run(tmp_path / "started.h5", status="running", stop=0, unfinished=2))
-    assert summary_table([started]).splitlines()[2].endswith("| 2 | 0 | running | - | - | - | - | - | - |")
+    row = summary_table([started]).splitlines()[2]
+    assert row.endswith("| 0 | running, round 0 of 100 of trial 1 of 2 | - | - | - | - | - | - |")
     with pytest.raises(AnalysisError, match="round: nothing to draw, no round written yet"):
         plot_curves(load([started.path]).settings, tmp_path / "none.png")
     proc = mpidrl(["plot", str(tmp_path / "real.h5"), "-o", str(tmp_path / "f.png"), "--x", "sim_time"], check=False)

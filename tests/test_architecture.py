@@ -15,7 +15,7 @@ from mpidrl import registry
 PACKAGE = ROOT / "mpidrl"
 
 LAYERS = [
-    ["mpidrl.comm", "mpidrl.rng", "mpidrl.records", "mpidrl.log"],
+    ["mpidrl.comm", "mpidrl.rng", "mpidrl.records", "mpidrl.log", "mpidrl.signals"],
     ["mpidrl.config", "mpidrl.registry"],
     ["mpidrl.timing"],
     ["mpidrl.envs"],

@@ -27,7 +27,7 @@ RUN_CASES = [
     (["--set", "agents.n=0"], "agents.n: must be >= 1, got 0"),
     (["--set", "agents.n=-5"], "agents.n: must be >= 1, got -5"),
     (["--set", "algo.sigma=-0.05"], "algo.sigma: must be > 0"),
-    (["--set", "algo.episodes=0"], "algo.episodes: must be >= 1"),
+    (["--set", "algo.episodes=0"], "algo.episodes: must be in [1, 10000]"),
     (["--set", "algo.tau=3"], "algo.tau: unknown key; allowed keys are name, sigma"),
     (["--set", "optim.lr=0"], "optim.lr: must be > 0"),
     (["--set", "optim.momentum=1.0"], "optim.momentum: must be in [0, 1)"),

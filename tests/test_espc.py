@@ -155,7 +155,7 @@ def test_es_fixed_sends_with_probability_m_over_n():
     [
         (["agents.n=10", "algo.m=11"], "algo.m: must be <= agents.n = 10, got 11"),
         (["agents.n=10", "algo.m=0"], "algo.m: must be >= 1, got 0"),
-        (["agents.n=10", "algo.k=0"], "algo.k: must be >= 1, got 0"),
+        (["agents.n=10", "algo.k=0"], "algo.k: must be in [1, 100000], got 0"),
         (["agents.n=10", "algo.sigma=0"], "algo.sigma: must be > 0"),
         (["agents.n=10", "algo.sigma=-1"], "algo.sigma: must be > 0"),
         (["agents.n=10", 'algo.name="es-fixed"', "algo.m=12"], "algo.m: must be <= agents.n = 10, got 12"),

@@ -111,7 +111,7 @@ def test_rounds_reach_the_disk_while_a_rank_is_stuck_and_a_killed_run_says_so(tm
     time.sleep(1.5)  # rank 0 now waits inside round 11 for rank 1
     live = mpidrl(["summary", str(out)], env={"PYTHONPATH": str(ROOT / "tests")})
     assert "running" in live.stdout and "round 10 of 40" in live.stdout, live.stdout
-    proc.send_signal(signal.SIGKILL)
+    os.kill(_rank_pid(out, 0), signal.SIGKILL)  # the writer dies without a word; mpiexec ends the rest
     proc.wait(timeout=30)
     run = read_run(out)
     assert run.attrs["rounds_done"] == 10 and np.isfinite(run.metrics["reward"][0, :10]).all()
@@ -190,7 +190,7 @@ def test_damaged_checkpoints_fall_back_or_are_refused_without_touching_the_file(
     mpirun(1, ["run", str(cfg), "--out", str(ref)])
     proc = start(["run", str(cfg), "--out", str(out)])
     wait_rounds(out, 12)
-    proc.send_signal(signal.SIGKILL)
+    os.kill(_rank_pid(out, 0), signal.SIGKILL)
     proc.wait(timeout=30)
     with h5py.File(out, "r+") as f:  # damage the current slot: the other (older) one is used
         slot = f["checkpoint"].attrs["current"]

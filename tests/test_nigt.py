@@ -142,7 +142,7 @@ def test_bad_formulas_of_d(formula, d, message):
 def test_nigt_params_are_checked():
     with pytest.raises(ConfigError, match="algo.eta: must be in"):
         load(None, ['algo.name="rennala-nigt"', "algo.eta=0"])
-    with pytest.raises(ConfigError, match="algo.M: must be >= 1"):
+    with pytest.raises(ConfigError, match=r"algo.M: must be in \[1, 10\^7\]"):
         load(None, ['algo.name="malenia-nigt"', "algo.M=0"])
     with pytest.raises(ConfigError, match="time.delay_scale: must be >= 0"):
         load(None, ["time.delay_scale=-1"])

@@ -1,15 +1,15 @@
 """The HDF5 run file: schema, growth by round, fill values, status, foreign files refused."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
 
 from mpidrl.store import MESSAGE_DTYPE, SCHEMA, RunFileError, RunWriter, read_messages, read_run
 
-ATTRS = {
-    "config": '{"run": {"trials": 2, "rounds": 20}, "algo": {"name": "es"}, "env": {"id": "CartPole-v1"}, "agents": {"n": 3}}',
-    "seed": 4,
-}
+CONFIG = {"run": {"trials": 2, "rounds": 20}, "algo": {"name": "es"}, "env": {"id": "CartPole-v1"}, "agents": {"n": 3}}
+ATTRS = {"config": json.dumps(CONFIG), "seed": 4}
 
 
 def test_rounds_grow_and_unwritten_cells_are_nan(tmp_path):

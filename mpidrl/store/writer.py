@@ -41,6 +41,8 @@ def writing(path: Path, writer: RunWriter | None = None) -> Iterator[None]:
         raise
     except (OSError, RuntimeError) as exc:
         text = str(exc)
+        if isinstance(exc, RuntimeError) and "errno" not in text and "write failed" not in text:
+            raise  # not the file system's complaint
         found = re.search(r"error message = '([^']*)'", text)
         reason = found[1] if found else text.splitlines()[0] if text else type(exc).__name__
         error = WriteError(f"{path}: cannot write the run file ({reason})")
