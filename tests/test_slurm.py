@@ -228,3 +228,47 @@ def test_a_time_limit_stops_cleanly_and_a_resumed_job_finishes_bit_identically(s
         assert [r["slurm_job_id"] for r in resumes] == [second] and got.attrs["slurm_job_id"] == first
         for name in ("reward", "return", "episodes", "steps", "uplink_messages", "uplink_bytes", "downlink_bytes"):
             np.testing.assert_array_equal(got["metrics"][name][()], want["metrics"][name][()], err_msg=name)
+
+
+def test_repeated_stops_and_resumes_under_slurm_end_bit_identical(slurm, tmp_path):
+    """A soak: four jobs in a row are each stopped by a SIGTERM to their batch script (as --signal=B:TERM
+    delivers it) after a few rounds and resubmitted with --resume, at 1, 2 or 3 tasks; the fifth finishes."""
+    (tmp_path / "logs").mkdir()
+    config = write_config(tmp_path / "slow.toml", SLOW.replace("rounds = 150", "rounds = 120"))
+    out = tmp_path / "soak.h5"
+    env = {**slurm, "PYTHONPATH": str(ROOT / "tests"), "MPIDRL_LAUNCHER": "mpiexec"}
+    script = str(ROOT / "jobs/slurm/run.sbatch")
+    args = [str(config), "--out", str(out)]
+    done = 0
+    for cycle, ntasks in enumerate((2, 3, 1, 2, 3)):
+        job = sbatch(
+            env, tmp_path, [f"--ntasks={ntasks}", "--overcommit", "--time=5", f"--job-name=soak{cycle}", script, *args]
+        )
+        if cycle < 4:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # a few more rounds than the last job left
+                try:
+                    with h5py.File(out, "r", locking=False) as f:
+                        if int(f.attrs["rounds_done"]) >= done + 8:
+                            break
+                except (OSError, KeyError):
+                    pass
+                time.sleep(0.2)
+            subprocess.run(["scancel", "--signal=TERM", "--batch", job], env=env, check=True, timeout=30)
+        wait_for(env, [job], timeout=300)
+        log = (tmp_path / "logs" / f"soak{cycle}_{job}.out").read_text()
+        assert "Traceback" not in log, log
+        with h5py.File(out, "r") as f:
+            status, done = f.attrs["status"], int(f.attrs["rounds_done"])
+        assert status == ("interrupted" if cycle < 4 else "complete"), log
+        args = ["--resume", str(out)]
+    reference = tmp_path / "reference.h5"
+    mpidrl(
+        ["run", str(config), "--out", str(reference), "--set", "env.kwargs={delay = 0.0}"],
+        env={"PYTHONPATH": str(ROOT / "tests")},
+        timeout=300,
+    )
+    with h5py.File(out, "r") as got, h5py.File(reference, "r") as want:
+        assert len(json.loads(got.attrs["resumes"])) == 4
+        for name in ("reward", "return", "episodes", "steps", "uplink_messages", "uplink_bytes", "downlink_bytes"):
+            np.testing.assert_array_equal(got["metrics"][name][()], want["metrics"][name][()], err_msg=name)
