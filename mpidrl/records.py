@@ -44,9 +44,12 @@ MESSAGE_DTYPE = np.dtype(
         ("kind", "S16"),
         ("nbytes", np.int64),
         ("time", np.float64),
+        ("sent", np.float64),
+        ("arrived", np.float64),
     ]
 )
-"""One row of the message log: one message of one agent in one round."""
+"""One row of the message log: one message of one agent in one round; ``time`` is the clock at the round's
+end, ``sent`` and ``arrived`` the simulated network's times of the message (NaN without one)."""
 
 CONTROL = "control"
 """Kind of the control messages of the asynchronous protocols (counted apart from the payload)."""

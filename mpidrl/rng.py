@@ -34,6 +34,8 @@ class Stream(enum.IntEnum):
     """evaluation episodes of the learner"""
     TIME = 6
     """random compute and communication times of the simulated clock"""
+    NETWORK = 7
+    """random latencies and bandwidths of the simulated network's links"""
 
 
 LEARNER = -1

@@ -14,10 +14,10 @@ TIME stream of :mod:`mpidrl.rng` keyed by (round, agent), so it does not depend 
     h = {dist = "lognormal", mean = 1.0, sigma = 0.5}     # mean of the lognormal itself
     h = {dist = "uniform", low = 0.5, high = "2 * i"}
 
-For a synchronous round (every agent does its share, then one exchange) the simulated round lasts
-``max_i(h_i * units_i) + max_i(kappa_i)``: the slowest agent's computation, then the slowest
-participant's communication. :class:`TimeModel` serves the asynchronous protocols, which plan their
-rounds with it (:mod:`mpidrl.protocols.aggregate`, :mod:`mpidrl.protocols.roundtrip`).
+Communication takes kappa_i per exchange, or, with ``time.network`` set, what each message's bytes cost
+on the agent's link (:mod:`mpidrl.network`, which also has the clock of synchronous rounds).
+:class:`TimeModel` serves the asynchronous protocols, which plan their rounds with it
+(:mod:`mpidrl.protocols.aggregate`, :mod:`mpidrl.protocols.roundtrip`).
 """
 
 from __future__ import annotations
@@ -102,13 +102,20 @@ def _evaluate(formula: str, key: str, n: int, d: int | None) -> np.ndarray:
     return np.array(values)
 
 
-def per_agent(value: float | Sequence[float] | str, n: int, key: str, d: int | None = None) -> np.ndarray:
+MAX_RATE = 1e15
+"""bytes per second a link may carry at most"""
+
+
+def per_agent(
+    value: float | Sequence[float] | str, n: int, key: str, d: int | None = None, rate: bool = False
+) -> np.ndarray:
     """Expand a ``[time]`` value to one non-negative float per agent (a random table: its mean).
 
-    ``d`` is the policy's parameter count for formulas that use it (None: such a formula is an error).
+    ``d`` is the policy's parameter count for formulas that use it (None: such a formula is an error);
+    ``rate``: the value is a bandwidth in bytes per second (> 0), not a time.
     """
     if isinstance(value, dict):
-        return _Distribution(value, n, key, d).mean
+        return _Distribution(value, n, key, d, rate).mean
     if isinstance(value, str):
         out = _evaluate(value, key, n, d)
     elif isinstance(value, (int, float)):
@@ -117,7 +124,9 @@ def per_agent(value: float | Sequence[float] | str, n: int, key: str, d: int | N
         if len(value) != n:
             raise ConfigError(f"{key}: list has {len(value)} entries, expected one per agent ({n})")
         out = np.asarray(value, dtype=float)
-    if not np.all(np.isfinite(out)) or np.any(out < 0) or np.any(out > MAX_TIME):
+    if rate and (not np.all(np.isfinite(out)) or np.any(out <= 0) or np.any(out > MAX_RATE)):
+        raise ConfigError(f"{key}: bandwidths must be > 0 and <= {MAX_RATE:g} bytes/s")
+    if not rate and (not np.all(np.isfinite(out)) or np.any(out < 0) or np.any(out > MAX_TIME)):
         raise ConfigError(f"{key}: times must be finite, >= 0 and <= {MAX_TIME:g} s")
     return out
 
@@ -129,7 +138,7 @@ DISTRIBUTIONS = {"exponential": ("mean",), "lognormal": ("mean", "sigma"), "unif
 class _Distribution:
     """A per-agent random time: ``draw(gen, agent, size)`` gives that many independent durations."""
 
-    def __init__(self, table: dict, n: int, key: str, d: int | None = None):
+    def __init__(self, table: dict, n: int, key: str, d: int | None = None, rate: bool = False):
         dist = table.get("dist")
         if dist not in DISTRIBUTIONS:
             raise ConfigError(f"{key}.dist: expected one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
@@ -141,7 +150,7 @@ class _Distribution:
             if k not in table:
                 raise ConfigError(f"{key}.{k}: missing for dist {dist!r}")
         self.dist = dist
-        self.p = {k: per_agent(table[k], n, f"{key}.{k}", d) for k in DISTRIBUTIONS[dist]}
+        self.p = {k: per_agent(table[k], n, f"{key}.{k}", d, rate and k != "sigma") for k in DISTRIBUTIONS[dist]}
         if dist == "uniform" and np.any(self.p["low"] > self.p["high"]):
             raise ConfigError(f"{key}: low must be <= high")
         if dist == "lognormal" and np.any(self.p["sigma"] > MAX_LOG_SIGMA):
@@ -162,8 +171,8 @@ class _Distribution:
         return gen.uniform(p["low"], p["high"], size)
 
 
-def _spec(value, n: int, key: str, d: int | None) -> np.ndarray | _Distribution:
-    return _Distribution(value, n, key, d) if isinstance(value, dict) else per_agent(value, n, key, d)
+def _spec(value, n: int, key: str, d: int | None, rate: bool = False) -> np.ndarray | _Distribution:
+    return _Distribution(value, n, key, d, rate) if isinstance(value, dict) else per_agent(value, n, key, d, rate)
 
 
 class TimeModel:
@@ -211,17 +220,3 @@ class WallClock:
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
-
-
-class SyncSimClock:
-    """The simulated clock of a synchronous algorithm: each round waits for the slowest agent."""
-
-    def __init__(self, cfg: TimeConfig, n: int, d: int | None = None):
-        self.h = per_agent(cfg.h, n, "time.h", d)
-        self.kappa = per_agent(cfg.kappa, n, "time.kappa", d)
-        self.now = 0.0
-
-    def advance(self, units: np.ndarray) -> float:
-        """Advance by one round in which agent i computed ``units[i]`` gradients (or episodes)."""
-        self.now += float(np.max(self.h * units)) + float(np.max(self.kappa))
-        return self.now

@@ -14,6 +14,7 @@ from pathlib import Path
 from mpidrl import registry, timing
 from mpidrl.config import Config, ConfigError, load
 from mpidrl.envs import EnvSpec, available_memory, footprint, make_env, spec_of
+from mpidrl.network import Links
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def check(cfg: Config, node_share: float = 1.0, env_spec: EnvSpec | None = None)
     except Exception as exc:  # measuring an environment's memory builds several instances of it
         raise ConfigError(f"env: cannot make several {cfg.env.id}: {type(exc).__name__}: {exc}") from None
     timing.check(cfg.time, cfg.agents.n, d)
+    if cfg.time.network != "kappa":
+        Links(cfg.time, cfg.agents.n, d=d)  # every link value is a time or a bandwidth for every agent
     return Checked(cfg, env_spec, d)
 
 

@@ -76,6 +76,12 @@ CASES: dict[str, dict] = {
 }
 for _name in ("dql", "ebcdql", "davia_lake", "es_grid"):
     CASES[f"{_name}_batched"] = _merge(CASES[_name], run={"trial_batch": 2})
+# the simulated network: message times from their bytes on each agent's link
+CASES["es_lte"] = _merge(_ES, time={"mode": "simulated", "network": "lte", "h": "0.01 * i"})
+CASES["rennala_wifi"] = _merge(
+    CASES["rennala"], time={"network": "wifi", "uplink_latency": {"dist": "exponential", "mean": "0.002 * i"}}
+)
+CASES["afedpg_lte"] = _merge(CASES["afedpg"], time={"network": "lte-stragglers"})
 
 IGNORED_METRICS = ("wall_time", "rank")
 """What may differ between runs of one config: the real clock and where each agent ran."""

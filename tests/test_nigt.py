@@ -61,7 +61,7 @@ def test_malenia_schedule_by_hand():
 
 def test_afedpg_schedule_by_hand():
     # round trip kappa = 1: arrivals of a0 at 1.5, 3.5; a1 at 2.5; a2 at 3.5 (tie: a0 first)
-    order, counts, t = plan_round_trips(_model("[1, 2, 3]", kappa=1.0), 0, 4)
+    order, counts, t, _ = plan_round_trips(_model("[1, 2, 3]", kappa=1.0), 0, 4)
     assert order.tolist() == [0, 1, 0, 2] and counts.tolist() == [2, 1, 1] and t == 3.5
 
 

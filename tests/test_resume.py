@@ -59,6 +59,37 @@ CASES = {
         "run.rounds=12",
         "policy.hidden=[4]",
     ],
+    # the simulated clocks, kappa and a network of links, continue where they were
+    "lapg-simulated": ['algo.name="lapg"', "algo.H=30", "run.rounds=12", "policy.hidden=[6]", 'time.mode="simulated"'],
+    "es-lte": [
+        "run.rounds=12",
+        "policy.hidden=[4]",
+        'time.mode="simulated"',
+        'time.network="lte"',
+        "run.record_messages=true",
+    ],
+    "rennala-random-links": [
+        'algo.name="rennala-nigt"',
+        "algo.M=4",
+        "algo.M_init=4",
+        "algo.H=30",
+        "run.rounds=12",
+        "policy.hidden=[6]",
+        'time.mode="simulated"',
+        'time.network="wifi"',
+        'time.uplink_latency={dist = "exponential", mean = 0.01}',
+        "run.record_messages=true",
+    ],
+    "afedpg-lte": [
+        'algo.name="afedpg"',
+        "algo.M=4",
+        "algo.M_init=4",
+        "algo.H=30",
+        "run.rounds=12",
+        "policy.hidden=[6]",
+        'time.mode="simulated"',
+        'time.network="lte"',
+    ],
 }
 """Variants beyond each algorithm's example (tests/test_contract.py resumes every registered algorithm)."""
 

@@ -11,6 +11,7 @@ import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -158,9 +159,62 @@ class TimeConfig:
     expensive communication "sqrt(i) * d ** 0.25" (d^(1/4) times sqrt(i))"""
     delay_scale: float = 0.0
     """real mode: sleep h_i * delay_scale seconds per gradient on top of the real computation (0: none)"""
+    network: str = "kappa"
+    """simulated mode, what a message costs: "kappa" (kappa_i seconds per exchange, whatever it carries),
+    "links" (each message takes latency + bytes / bandwidth of its agent's link, from the four keys
+    below), or a named profile that sets them: "infiniband", "ethernet", "wifi", "lte", "lte-stragglers"
+    (docs/networks.md says where each comes from; keys given beside a profile override it)"""
+    uplink_latency: float | tuple[float, ...] | str | dict | None = None
+    """seconds before the first byte of agent i's message reaches the learner (same forms as h)"""
+    uplink_bandwidth: float | tuple[float, ...] | str | dict | None = None
+    """bytes per second of agent i's link to the learner (same forms as h; > 0)"""
+    downlink_latency: float | tuple[float, ...] | str | dict | None = None
+    """seconds before the first byte of a message from the learner reaches agent i"""
+    downlink_bandwidth: float | tuple[float, ...] | str | dict | None = None
+    """bytes per second of the learner's link to agent i (> 0)"""
 
     def check(self, key: str) -> None:
         require(self.delay_scale >= 0, f"{key}.delay_scale", f"must be >= 0, got {self.delay_scale}")
+        links = [k for k in LINK_KEYS if getattr(self, k) is not None]
+        if self.network == "kappa":
+            require(not links, f"{key}.{links[0] if links else ''}", 'needs time.network = "links" or a profile')
+            return
+        require(
+            self.mode == "simulated",
+            f"{key}.network",
+            'times messages on the simulated clock: set time.mode = "simulated"',
+        )
+        require(
+            self.network == "links" or self.network in network_profiles(),
+            f"{key}.network",
+            f'expected "kappa", "links" or one of {", ".join(network_profiles())}, got {self.network!r}',
+        )
+        missing = [k for k in LINK_KEYS if getattr(self, k) is None]
+        require(not missing, f"{key}.{missing[0] if missing else ''}", f'missing for time.network = "{self.network}"')
+
+
+LINK_KEYS = ("uplink_latency", "uplink_bandwidth", "downlink_latency", "downlink_bandwidth")
+"""The keys of ``[time]`` that describe each agent's link (``time.network`` other than "kappa")."""
+
+
+def network_profiles() -> dict[str, dict[str, Any]]:
+    """The named network profiles: name -> the ``[time]`` link keys it sets (mpidrl/config/networks/*.toml)."""
+    folder = resources.files("mpidrl.config") / "networks"
+    return {
+        entry.name.removesuffix(".toml"): tomllib.loads(entry.read_text())["time"]
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".toml")
+    }
+
+
+def _with_profile(time: Mapping[str, Any]) -> dict[str, Any]:
+    """``[time]`` with the keys of its named network profile filled in (keys given win)."""
+    time = dict(time)
+    profile = network_profiles().get(time.get("network", ""))
+    if profile is not None:
+        for key, value in profile.items():
+            time.setdefault(key, value)
+    return time
 
 
 SECTIONS: dict[str, type] = {
@@ -202,7 +256,10 @@ def from_dict(data: Mapping[str, Any]) -> Config:
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed sections are {', '.join(allowed)}")
-    sections = {name: build(cls, data.get(name, {}), name) for name, cls in SECTIONS.items()}
+    tables = {name: data.get(name, {}) for name in SECTIONS}
+    if isinstance(tables["time"], Mapping):
+        tables["time"] = _with_profile(tables["time"])
+    sections = {name: build(cls, tables[name], name) for name, cls in SECTIONS.items()}
     algo_data = data.get("algo", {})
     if not isinstance(algo_data, Mapping):
         raise ConfigError(f"algo: expected a table, got {algo_data!r}")

@@ -41,6 +41,8 @@ class AlgoParams:
 
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if tp is type(None):
+        return "nothing"
     if tp is bool:
         return "true or false"
     if tp is int:
@@ -74,7 +76,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if value in typing.get_args(tp) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
-    if tp is bool:
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
         if isinstance(value, bool):
             return value
     elif tp is int:

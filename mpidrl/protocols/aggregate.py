@@ -47,6 +47,7 @@ import numpy as np
 from mpidrl import timing
 from mpidrl.comm import Tag, block_owners, blocks
 from mpidrl.config import Config
+from mpidrl.network import Links, ring_allreduce
 from mpidrl.protocols.base import (
     RESULT_COLUMNS,
     AgentResult,
@@ -150,6 +151,46 @@ def plan_first(
             durations[i] = model.compute(round, i, 2 * len(durations[i]))
         heapq.heappush(heap, (now + float(durations[i][k]), i))
     return counts, now
+
+
+def plan_reports(
+    model: timing.TimeModel, links: Links, round: int, done: Callable[[np.ndarray], bool]
+) -> tuple[np.ndarray, float, list[np.ndarray], list[np.ndarray]]:
+    """:func:`plan_first` on a network of links: the learner counts a gradient when its REPORT arrives.
+
+    Every agent computes back to back; the REPORT of each gradient takes the agent's uplink time for
+    :data:`REPORT_BYTES`, and an agent's link delivers in order (a report never overtakes the one before);
+    arrivals are taken in time order (ties by agent index) until ``done(counts)`` holds. Returns the counts,
+    the time of the deciding arrival, and each agent's send and arrival times of its counted reports.
+    """
+    n = model.n
+    counts = np.zeros(n, dtype=np.int64)
+    chunk = 64
+    durations = [model.compute(round, i, chunk) for i in range(n)]
+    transits = [links.up(round, i, np.full(chunk, REPORT_BYTES)) for i in range(n)]
+    sent: list[list[float]] = [[float(durations[i][0])] for i in range(n)]
+    arrived: list[list[float]] = [[float(durations[i][0] + transits[i][0])] for i in range(n)]
+    heap = [(arrived[i][0], i) for i in range(n)]
+    heapq.heapify(heap)
+    now = 0.0
+    while not done(counts):
+        now, i = heapq.heappop(heap)
+        counts[i] += 1
+        k = int(counts[i])
+        if k >= len(durations[i]):  # draw twice as many: the first ones come again
+            durations[i] = model.compute(round, i, 2 * len(durations[i]))
+            transits[i] = links.up(round, i, np.full(2 * len(transits[i]), REPORT_BYTES))
+        finished = sent[i][-1] + float(durations[i][k])
+        sent[i].append(finished)
+        arrived[i].append(max(now, finished + float(transits[i][k])))
+        heapq.heappush(heap, (arrived[i][-1], i))
+    keep = [int(c) for c in counts]
+    return (
+        counts,
+        now,
+        [np.array(sent[i][:c]) for i, c in enumerate(keep)],
+        [np.array(arrived[i][:c]) for i, c in enumerate(keep)],
+    )
 
 
 def delays(cfg: Config, model: timing.TimeModel, round: int) -> Callable[[int, int], float]:
@@ -265,16 +306,25 @@ def compute_quota(worker: AggregateWorker, caps: np.ndarray, delay) -> np.ndarra
         due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
 
 
-def aggregate_traffic(values: dict[str, np.ndarray], payload: int, up_kind: str, down_kind: str) -> Traffic:
-    """A round's message log: each agent's Allreduce share both ways, then its REPORTs and its STOP."""
+def aggregate_traffic(
+    values: dict[str, np.ndarray], payload: int, up_kind: str, down_kind: str, times: dict | None = None
+) -> Traffic:
+    """A round's message log: each agent's Allreduce share both ways, then its REPORTs and its STOP
+    (``times``: their send and arrival times on the simulated network, if any)."""
     traffic = Traffic()
     reports = values["control_messages"].astype(int)
+    t = times or {}
+    nan = np.nan
     for agent in range(len(reports)):
-        traffic.add(agent, UPLINK, up_kind, payload)
-        traffic.add(agent, DOWNLINK, down_kind, payload)
+        share = (t.get("reduce_sent", nan), t.get("reduce_arrived", nan))
+        traffic.add(agent, UPLINK, up_kind, payload, *share)
+        traffic.add(agent, DOWNLINK, down_kind, payload, *share)
         if reports[agent]:
-            traffic.add([agent] * (reports[agent] - 1), UPLINK, CONTROL, REPORT_BYTES)
-            traffic.add(agent, DOWNLINK, CONTROL, STOP_BYTES)
+            sent = t["report_sent"][agent] if times else nan
+            arrived = t["report_arrived"][agent] if times else nan
+            traffic.add([agent] * (reports[agent] - 1), UPLINK, CONTROL, REPORT_BYTES, sent, arrived)
+            stop = (t["stop_sent"], t["stop_arrived"][agent]) if times else (nan, nan)
+            traffic.add(agent, DOWNLINK, CONTROL, STOP_BYTES, *stop)
     return traffic
 
 
@@ -286,8 +336,13 @@ class AsyncRounds(Protocol):
     def __init__(self, spec, ctx, rt):
         super().__init__(spec, ctx, rt)
         cfg = ctx.cfg
-        self.model = timing.TimeModel(cfg.time, ctx.n, ctx.seed, ctx.trial, spec.policy_size(cfg, ctx.env_spec))
+        d = spec.policy_size(cfg, ctx.env_spec)
+        self.model = timing.TimeModel(cfg.time, ctx.n, ctx.seed, ctx.trial, d)
         self.simulated = cfg.time.mode == "simulated"
+        self.links = (
+            Links(cfg.time, ctx.n, ctx.seed, ctx.trial, d) if self.simulated and cfg.time.network != "kappa" else None
+        )
+        """the simulated network's links (None: communication takes kappa)"""
         self.sim_time = 0.0 if self.simulated else np.nan
 
     def finish(
@@ -319,22 +374,47 @@ class AggregateRounds(AsyncRounds):
     Learner = AggregateLearner
     Worker = AggregateWorker
 
-    def plan(self, round: int) -> tuple[Callable[[np.ndarray], bool] | None, np.ndarray, float]:
-        """(rule for rank 0, caps per agent, simulated duration) of a round; no rule: a synchronous round."""
+    def plan(self, round: int) -> tuple[Callable[[np.ndarray], bool] | None, np.ndarray, float, dict | None]:
+        """(rule for rank 0, caps per agent, simulated duration, the messages' times on a network of links)
+        of a round; no rule: a synchronous round."""
         n, model, worker = self.ctx.n, self.model, self.worker
         q = worker.quota(round)
         if q is not None:
-            busy = max(float(model.compute(round, i, q).sum()) for i in range(n))
-            return None, np.full(n, q), busy + model.allreduce(round)
+            busy = [float(model.compute(round, i, q).sum()) for i in range(n)]
+            if self.links is None:
+                return None, np.full(n, q), max(busy) + model.allreduce(round), None
+            start = self.sim_time + max(busy)
+            times = {"reduce_sent": start, "reduce_arrived": start + self._reduce()}
+            return None, np.full(n, q), times["reduce_arrived"] - self.sim_time, times
         rule = lambda counts: worker.done(counts, round)  # noqa: E731
         if not self.simulated:
-            return rule, np.full(n, UNLIMITED), np.nan
-        plan, t_stop = plan_first(model, round, rule)
-        return (lambda counts: bool(np.array_equal(counts, plan))), plan, t_stop + model.allreduce(round)
+            return rule, np.full(n, UNLIMITED), np.nan, None
+        if self.links is None:
+            plan, t_stop = plan_first(model, round, rule)
+            times = None
+            duration = t_stop + model.allreduce(round)
+        else:
+            plan, t_stop, sent, arrived = plan_reports(model, self.links, round, rule)
+            stop = np.array([self.links.down(round, i, STOP_BYTES)[0] for i in range(n)])
+            start = self.sim_time + t_stop + float(np.max(stop))
+            times = {
+                "report_sent": [self.sim_time + s for s in sent],
+                "report_arrived": [self.sim_time + a for a in arrived],
+                "stop_sent": self.sim_time + t_stop,
+                "stop_arrived": self.sim_time + t_stop + stop,
+                "reduce_sent": start,
+                "reduce_arrived": start + self._reduce(),
+            }
+            duration = times["reduce_arrived"] - self.sim_time
+        return (lambda counts: bool(np.array_equal(counts, plan))), plan, duration, times
+
+    def _reduce(self) -> float:
+        """Seconds of the round's Allreduce of one (d + 1)-float64 row per agent on the links."""
+        return ring_allreduce(self.ctx.n, (self.worker.size + 1) * 8, *self.links.alpha_beta())
 
     def run(self, round: int) -> list[RoundRecord] | None:
         rt, worker, n = self.rt, self.worker, self.ctx.n
-        rule, caps, duration = self.plan(round)
+        rule, caps, duration, times = self.plan(round)
         delay = delays(self.ctx.cfg, self.model, round)
         worker.begin(round)
         coord, sends = None, []
@@ -366,5 +446,5 @@ class AggregateRounds(AsyncRounds):
         self.learner.apply(g)
         values["downlink_bytes"] = np.full(n, payload)
         wire = self.spec.wire
-        traffic = aggregate_traffic(values, payload, wire.uplink_kind, wire.downlink_kind)
+        traffic = aggregate_traffic(values, payload, wire.uplink_kind, wire.downlink_kind, times)
         return [RoundRecord(values, traffic)]

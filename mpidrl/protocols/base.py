@@ -156,22 +156,27 @@ class Traffic:
     """The messages of one round, in log order, as the protocol counted them."""
 
     def __init__(self) -> None:
-        self._parts: list[tuple[np.ndarray, int, str, np.ndarray]] = []
+        self._parts: list[tuple[np.ndarray, int, str, np.ndarray, Any, Any]] = []
 
-    def add(self, agents: Any, direction: int, kind: str, nbytes: Any) -> None:
-        """Messages of ``agents`` (one per entry) in one direction; ``nbytes`` each (a number or one per agent)."""
+    def add(
+        self, agents: Any, direction: int, kind: str, nbytes: Any, sent: Any = math.nan, arrived: Any = math.nan
+    ) -> None:
+        """Messages of ``agents`` (one per entry) in one direction; ``nbytes`` each (a number or one per agent);
+        ``sent`` and ``arrived``: their times on the simulated network, from the trial's start (NaN: none)."""
         agents = np.atleast_1d(np.asarray(agents, dtype=np.int64))
-        self._parts.append((agents, direction, kind, np.broadcast_to(np.asarray(nbytes, dtype=np.int64), agents.shape)))
+        nbytes = np.broadcast_to(np.asarray(nbytes, dtype=np.int64), agents.shape)
+        self._parts.append((agents, direction, kind, nbytes, sent, arrived))
 
     def rows(self, trial: int, round: int, t: float) -> np.ndarray:
-        """The /messages rows of the round, stamped with the clock ``t``."""
+        """The /messages rows of the round, stamped with the clock ``t`` at the round's end."""
         count = sum(len(agents) for agents, *_ in self._parts)
         rows = np.zeros(count, MESSAGE_DTYPE)
         rows["trial"], rows["round"], rows["time"] = trial, round, t
         pos = 0
-        for agents, direction, kind, nbytes in self._parts:
+        for agents, direction, kind, nbytes, sent, arrived in self._parts:
             part = rows[pos : pos + len(agents)]
             part["agent"], part["direction"], part["kind"], part["nbytes"] = agents, direction, kind, nbytes
+            part["sent"], part["arrived"] = sent, arrived
             pos += len(agents)
         return rows
 
@@ -201,6 +206,8 @@ class Protocol(abc.ABC):
     """per-agent values the protocol itself reports each round (beside the algorithm's)"""
     dynamic_placement: bool = False
     """the protocol can let ranks take over each other's agents (``[agents] placement = "dynamic"``)"""
+    sim_time: float = math.nan
+    """simulated clock at the end of the last round (NaN in real mode)"""
 
     def __init__(self, spec: AlgorithmSpec, ctx: Context, rt: Runtime):
         self.spec, self.ctx, self.rt = spec, ctx, rt
@@ -208,8 +215,6 @@ class Protocol(abc.ABC):
         """the learner side (rank 0; None elsewhere)"""
         self.worker = spec.worker(ctx, rt.block(ctx.n))
         """this rank's agents"""
-        self.sim_time = math.nan
-        """simulated clock at the end of the last round (NaN in real mode)"""
 
     @classmethod
     def start(cls, spec: AlgorithmSpec, contexts: Sequence[Context], rt: Runtime) -> Protocol:

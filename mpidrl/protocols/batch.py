@@ -118,7 +118,7 @@ class BatchRounds(Protocol):
 
     @classmethod
     def check(cls, cfg: Config, spec: Any, env_spec: EnvSpec) -> None:
-        if cfg.time.mode != "real":
+        if cfg.time.mode != "real":  # each trial of a batch would need a clock of its own in a checkpoint
             raise ConfigError('run.trial_batch: batched trials need time.mode = "real"; use 1')
         spec.batch.check(cfg, env_spec)
 

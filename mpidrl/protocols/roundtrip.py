@@ -33,6 +33,7 @@ import numpy as np
 
 from mpidrl import timing
 from mpidrl.comm import Tag, block_owners, blocks
+from mpidrl.network import Links
 from mpidrl.protocols.aggregate import STOP_BYTES, UNLIMITED, AsyncRounds, delays
 from mpidrl.protocols.base import (
     RESULT_COLUMNS,
@@ -102,24 +103,52 @@ class RoundTripWorker(Stateful):
         """M, the learner updates that make up ``round``."""
 
 
-def plan_round_trips(model: timing.TimeModel, round: int, m: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """A round on the virtual clock: (arrival order of the M gradients, count per agent, last arrival)."""
+def plan_round_trips(
+    model: timing.TimeModel, round: int, m: int, links: Links | None = None, sizes: tuple[int, int, int] = (0, 0, 0)
+) -> tuple[np.ndarray, np.ndarray, float, dict | None]:
+    """A round on the virtual clock: (arrival order of the M gradients, count per agent, last arrival, and on
+    a network of links each message's send and arrival times, else None).
+
+    With kappa, a gradient takes kappa_i / 2 up and its reply kappa_i / 2 down. With links (``sizes``: the
+    bytes of a gradient, a reply and the state broadcast), each agent first receives the round's state,
+    then its gradients and replies take its link's times for their sizes.
+    """
     n = model.n
     chunk = m + 1
     h = [model.compute(round, i, chunk) for i in range(n)]
-    kappa = [model.comm(round, i, chunk) for i in range(n)]
+    if links is None:
+        kappa = [model.comm(round, i, chunk) for i in range(n)]
+        up, down, begin = [k / 2 for k in kappa], [k / 2 for k in kappa], np.zeros(n)
+    else:
+        gradient, reply, state = sizes
+        up = [links.up(round, i, np.full(chunk, gradient)) for i in range(n)]
+        down_all = [links.down(round, i, np.array([state, *[reply] * chunk])) for i in range(n)]
+        begin = np.array([d[0] for d in down_all])
+        down = [d[1:] for d in down_all]
     counts = np.zeros(n, dtype=np.int64)
-    heap = [(float(h[i][0] + kappa[i][0] / 2), i) for i in range(n)]
+    sent = [[float(begin[i] + h[i][0])] for i in range(n)]
+    heap = [(sent[i][0] + float(up[i][0]), i) for i in range(n)]
     heapq.heapify(heap)
-    order, now = [], 0.0
+    order, now, arrived = [], 0.0, [[] for _ in range(n)]
     while len(order) < m:
         now, i = heapq.heappop(heap)
         order.append(i)
+        arrived[i].append(now)
         k = int(counts[i])
         counts[i] += 1
-        start = now + float(kappa[i][k]) / 2
-        heapq.heappush(heap, (start + float(h[i][k + 1]) + float(kappa[i][k + 1]) / 2, i))
-    return np.array(order), counts, now
+        start = now + float(down[i][k])
+        sent[i].append(start + float(h[i][k + 1]))
+        heapq.heappush(heap, (sent[i][-1] + float(up[i][k + 1]), i))
+    if links is None:
+        return np.array(order), counts, now, None
+    times = {
+        "begin": begin,
+        "sent": [np.array(sent[i][: counts[i]]) for i in range(n)],
+        "arrived": [np.array(arrived[i]) for i in range(n)],
+        "replied": [np.array(arrived[i]) + down[i][: counts[i]] for i in range(n)],
+        "stop": np.array([links.down(round, i, np.array([0.0] * chunk + [STOP_BYTES]))[-1] for i in range(n)]),
+    }
+    return np.array(order), counts, now, times
 
 
 class _Replies:
@@ -165,15 +194,32 @@ class _Replies:
                     self.sends.append((buf, self.rt.isend(buf, r, Tag.STOP)))
 
 
-def roundtrip_traffic(values: dict[str, np.ndarray], up_kind: str, down_kind: str) -> Traffic:
-    """A round's message log: each agent's gradients up, what it received down (the broadcast and its
-    replies, as one row of their total bytes), its STOP."""
+def roundtrip_traffic(
+    values: dict[str, np.ndarray],
+    up_kind: str,
+    down_kind: str,
+    state_bytes: int,
+    reply_bytes: int,
+    start: float = np.nan,
+    times: dict | None = None,
+) -> Traffic:
+    """A round's message log: each agent's gradients up, the state it started from and each reply down, its
+    STOP (``times``: their times on the simulated network from the round's ``start``, if any)."""
     traffic = Traffic()
+    keys = ("sent", "arrived", "begin", "replied")
+    end = start + max((a[-1] for a in times["arrived"] if a.size), default=0.0) if times else np.nan
     for agent, sent in enumerate(values["uplink_messages"].astype(int).tolist()):
+        replies = int(values["gradients"][agent])
+        when = {key: start + times[key][agent] for key in keys} if times else dict.fromkeys(keys, np.nan)
+        started = start if times else np.nan
         if sent:
-            traffic.add([agent] * sent, UPLINK, up_kind, int(values["uplink_bytes"][agent]) // sent)
-        traffic.add(agent, DOWNLINK, down_kind, int(values["downlink_bytes"][agent]))
-        traffic.add(agent, DOWNLINK, CONTROL, STOP_BYTES)
+            grad = int(values["uplink_bytes"][agent]) // sent
+            traffic.add([agent] * sent, UPLINK, up_kind, grad, when["sent"], when["arrived"])
+        traffic.add(agent, DOWNLINK, down_kind, state_bytes, started, when["begin"])
+        if replies:
+            traffic.add([agent] * replies, DOWNLINK, down_kind, reply_bytes, when["arrived"], when["replied"])
+        stop = end + times["stop"][agent] if times else np.nan
+        traffic.add(agent, DOWNLINK, CONTROL, STOP_BYTES, end, stop)
     return traffic
 
 
@@ -186,10 +232,15 @@ class RoundTrips(AsyncRounds):
     def run(self, round: int) -> list[RoundRecord] | None:
         rt, worker, n = self.rt, self.worker, self.ctx.n
         m = worker.updates(round)
-        order, caps, duration = None, np.full(n, UNLIMITED), np.nan
+        order, caps, duration, times = None, np.full(n, UNLIMITED), np.nan, None
+        start = self.sim_time
         if self.simulated:
-            order, caps, t_last = plan_round_trips(self.model, round, m)
-            duration = t_last + self.model.allreduce(round) / 2  # the round's closing broadcast
+            size = worker.size
+            sizes = ((size + 2) * 8, (2 * size + 2) * 8, (2 * size + 1) * 8)  # gradient, reply, state
+            order, caps, t_last, times = plan_round_trips(self.model, round, m, self.links, sizes)
+            # with kappa the round also pays the next round's broadcast (the slowest kappa / 2); with links
+            # each round begins with its own broadcast, inside t_last
+            duration = t_last + (self.model.allreduce(round) / 2 if self.links is None else 0.0)
         delay = delays(self.ctx.cfg, self.model, round)
 
         state = rt.broadcast(self.learner.downlink() if rt.is_root else None, np.dtype(np.float64))
@@ -254,5 +305,7 @@ class RoundTrips(AsyncRounds):
         if values is None:
             return None
         wire = self.spec.wire
-        traffic = roundtrip_traffic(values, wire.uplink_kind, wire.downlink_kind)
+        traffic = roundtrip_traffic(
+            values, wire.uplink_kind, wire.downlink_kind, state.nbytes, rbuf.nbytes, start, times
+        )
         return [RoundRecord(values, traffic)]

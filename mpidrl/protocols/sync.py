@@ -17,7 +17,8 @@ no per-agent state), the agents it claims (:class:`mpidrl.comm.AgentClaims`); th
 carry their agent indices so rank 0 can put everything back in agent order.
 
 Simulated time: a round lasts ``max_i(h_i * episodes_i) + max_i(kappa_i)``, the slowest agent's
-computation, then the slowest participant's communication (:class:`mpidrl.timing.SyncSimClock`).
+computation, then the slowest participant's communication, or with a network of links the slowest
+agent's download, computation and upload (:class:`mpidrl.network.SyncClock`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mpidrl import timing
 from mpidrl.comm import block_owners, blocks
+from mpidrl.network import SyncClock
 from mpidrl.protocols.base import (
     RESULT_COLUMNS,
     AgentResult,
@@ -99,13 +100,40 @@ def split_messages(
 
 
 def sync_traffic(
-    messages: Sequence[tuple[int, np.ndarray]], n: int, up_kind: str, down_kind: str, down: int
+    messages: Sequence[tuple[int, np.ndarray]],
+    n: int,
+    up_kind: str,
+    down_kind: str,
+    down: int,
+    times: dict[str, np.ndarray] | None = None,
 ) -> Traffic:
-    """A synchronous round's message log: each uplink message, then the broadcast as each agent received it."""
+    """A synchronous round's message log: each uplink message, then the broadcast as each agent received it
+    (``times``: the simulated network's send and arrival times of each agent's messages, if any)."""
     traffic = Traffic()
-    traffic.add([a for a, _ in messages], UPLINK, up_kind, [m.nbytes for _, m in messages])
-    traffic.add(np.arange(n), DOWNLINK, down_kind, down)
+    senders = [a for a, _ in messages]
+    nbytes = [m.nbytes for _, m in messages]
+    if times is None:
+        traffic.add(senders, UPLINK, up_kind, nbytes)
+        traffic.add(np.arange(n), DOWNLINK, down_kind, down)
+        return traffic
+    traffic.add(senders, UPLINK, up_kind, nbytes, times["up_sent"][senders], times["up_arrived"][senders])
+    traffic.add(np.arange(n), DOWNLINK, down_kind, down, times["down_sent"], times["down_arrived"])
     return traffic
+
+
+def clock(spec, ctx: Context) -> SyncClock | None:
+    """The simulated clock of a trial's synchronous rounds (None in real mode)."""
+    cfg = ctx.cfg
+    if cfg.time.mode != "simulated":
+        return None
+    return SyncClock(cfg.time, ctx.n, ctx.seed, ctx.trial, spec.policy_size(cfg, ctx.env_spec))
+
+
+def advance(clock: SyncClock | None, round: int, values: dict[str, np.ndarray], down_bytes: int) -> dict | None:
+    """Move ``clock`` past a round whose per-agent values are ``values``; the messages' times, if timed."""
+    if clock is None:
+        return None
+    return clock.advance(round, values["episodes"], values["uplink_bytes"], down_bytes)
 
 
 class SyncRounds(Protocol):
@@ -116,14 +144,19 @@ class SyncRounds(Protocol):
     dynamic_placement = True
 
     def __init__(self, spec, ctx: Context, rt):
+        self.clock = clock(spec, ctx)
         super().__init__(spec, ctx, rt)
-        cfg = ctx.cfg
-        self.sim = None
-        if cfg.time.mode == "simulated":
-            self.sim = timing.SyncSimClock(cfg.time, ctx.n, spec.policy_size(cfg, ctx.env_spec))
-            self.sim_time = 0.0
-        dynamic = spec.movable and rt.size > 1 and cfg.agents.placement in ("auto", "dynamic")
+        dynamic = spec.movable and rt.size > 1 and ctx.cfg.agents.placement in ("auto", "dynamic")
         self.claims = rt.agent_claims() if dynamic else None
+
+    @property
+    def sim_time(self) -> float:
+        return self.clock.now if self.clock is not None else np.nan
+
+    @sim_time.setter
+    def sim_time(self, value: float) -> None:
+        if self.clock is not None:
+            self.clock.now = value
 
     def close(self) -> None:
         if self.claims is not None:
@@ -141,11 +174,11 @@ class SyncRounds(Protocol):
         values = round_values((*STAT_COLUMNS, *spec.diagnostics), stats)
         values["downlink_bytes"] = np.full(n, downlink_bytes)
         values["rank"] = ranks
-        if self.sim is not None:
-            self.sim_time = self.sim.advance(values["episodes"])
+        times = advance(self.clock, round, values, downlink_bytes)
         values["sim_time"] = self.sim_time
         kind = self.learner.downlink_kind or spec.wire.downlink_kind
-        return [RoundRecord(values, sync_traffic(messages, n, spec.wire.uplink_kind, kind, downlink_bytes))]
+        traffic = sync_traffic(messages, n, spec.wire.uplink_kind, kind, downlink_bytes, times)
+        return [RoundRecord(values, traffic)]
 
     def _exchange(self, round: int) -> tuple[np.ndarray | None, list[tuple[int, np.ndarray]], np.ndarray]:
         """Every agent of the rank acts; rank 0 gets the [n, columns] statistics in agent order, the
