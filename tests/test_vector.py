@@ -1,0 +1,73 @@
+"""Environments stepped together: the array CartPole is Gymnasium's CartPole-v1, episode for episode."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from mpidrl.config import load
+from mpidrl.envs import make_env
+from mpidrl.envs.vector import CartPoleBatch, GymBatch, make_batch, rollout
+
+
+def test_the_array_cartpole_reproduces_10000_gymnasium_episodes_bit_for_bit():
+    """10 000 episodes under random actions (half of them with long poles, as the pole_length variation
+    makes them): every observation, reward, termination and truncation equal, and no episode cut short."""
+    episodes, width = 10_000, 500
+    rng = np.random.default_rng(2026)
+    seeds = rng.integers(0, 2**31 - 1, episodes).tolist()
+    # actions that balance a while: push towards the pole's lean, with noise, so episodes run long
+    flips = rng.random((episodes, width)) < 0.15
+    lengths = np.where(np.arange(episodes) % 2 == 0, 0.5, 1.25)
+    batch = CartPoleBatch(episodes, cap=500, lengths=lengths)
+    obs, _ = batch.reset(seed=seeds)
+    reference = []
+    for e in range(episodes):
+        env = gym.make("CartPole-v1")
+        env.unwrapped.length = lengths[e]
+        env.unwrapped.polemass_length = env.unwrapped.masspole * lengths[e]
+        first, _ = env.reset(seed=seeds[e])
+        assert np.array_equal(first, obs[e])
+        reference.append(env)
+    active, t, steps = np.arange(episodes), 0, 0
+    while active.size:
+        actions = np.where(obs[:, 2] > 0, 1, 0) ^ flips[active, t]
+        obs, reward, terminated, truncated = batch.step_active(active, actions)
+        for j, e in enumerate(active.tolist()):
+            want = reference[e].step(int(actions[j]))
+            assert np.array_equal(want[0], obs[j]) and want[1:4] == (reward[j], terminated[j], truncated[j]), (e, t)
+        steps += active.size
+        keep = ~(terminated | truncated)
+        active, obs, t = active[keep], obs[keep], t + 1
+    assert steps > 10 * episodes  # episodes of more than a few steps: the dynamics, not only the reset
+
+
+def test_rollout_returns_and_the_generic_batch_agree_with_single_episodes():
+    cfg = load(None, ['env.id="CartPole-v1"', "env.gamma=0.99", "env.max_steps=60"]).env
+    agents, seeds = [0, 1, 2, 3], [11, 12, 13, 14]
+    policy = lambda active, obs: (obs[:, 3] > 0).astype(np.int64)  # noqa: E731
+    native = rollout(make_batch(cfg, agents), policy, 0.99, seeds)
+    generic = rollout(GymBatch([make_env(cfg, a) for a in agents]), policy, 0.99, seeds)
+    for e, agent in enumerate(agents):
+        env, total, discounted, discount, steps = make_env(cfg, agent), 0.0, 0.0, 1.0, 0
+        obs, _ = env.reset(seed=seeds[e])
+        while True:
+            obs, r, term, trunc, _ = env.step(int(obs[3] > 0))
+            discounted += discount * float(r)
+            total += float(r)
+            discount *= 0.99
+            steps += 1
+            if term or trunc:
+                break
+        for got in (native, generic):
+            assert (got.discounted[e], got.undiscounted[e], got.steps[e]) == (discounted, total, steps)
+    assert native.steps.max() == 60  # the cap of env.max_steps truncates
+
+
+@pytest.mark.parametrize("variation, native", [("none", True), ("pole_length", True), ("negate_obs", False)])
+def test_make_batch_chooses_the_array_implementation_where_it_exists(variation, native):
+    cfg = load(None, [f'env.variation="{variation}"']).env
+    assert isinstance(make_batch(cfg, [0, 1]), CartPoleBatch) == native
+    grid = load(None, ['env.id="mpidrl/SimpleGrid-v0"']).env
+    assert isinstance(make_batch(grid, [0]), GymBatch)
