@@ -71,3 +71,22 @@ def test_make_batch_chooses_the_array_implementation_where_it_exists(variation, 
     assert isinstance(make_batch(cfg, [0, 1]), CartPoleBatch) == native
     grid = load(None, ['env.id="mpidrl/SimpleGrid-v0"']).env
     assert isinstance(make_batch(grid, [0]), GymBatch)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Ant-v5"])
+def test_the_batched_policy_acts_as_each_agents_own(env_id):
+    from mpidrl.envs import spec_of
+    from mpidrl.policies import MLP
+
+    env = make_env(load(None, [f'env.id="{env_id}"']).env)
+    spec = spec_of(env)
+    policy = MLP(spec, (8, 8))
+    rng = np.random.default_rng(5)
+    thetas = rng.normal(size=(40, policy.size))
+    obs = np.stack([env.reset(seed=s)[0] for s in range(40)])
+    forward = policy.batch_actor(thetas)
+    for active in (np.arange(40), np.arange(0, 40, 3), np.array([7])):  # all, after some ended, the last one
+        got = forward(active, obs[active])
+        for j, e in enumerate(active.tolist()):
+            want = policy.actor(thetas[e], raw=True)(obs[e])
+            assert np.array_equal(got[j], want)

@@ -8,6 +8,7 @@ bias ``b`` (fan_out). The deterministic action is the argmax of the outputs for 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -99,6 +100,37 @@ class MLP:
             return low + (np.tanh(x @ w_out + b_out) + 1.0) * half
 
         return squashed
+
+    def batch_actor(self, thetas: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``(active, obs) -> actions`` for the parameter rows ``active`` of ``thetas`` [E, d] (increasing
+        indices) and their raw observations [len(active), obs_dim]: one forward pass for all of them.
+
+        Each row's actions are the bits :meth:`actor` (``raw=True``) gives for that row alone: a stacked
+        ``matmul`` multiplies each row as the single product does, and the activations act elementwise.
+        The rows of the agents still acting are gathered once each time that set shrinks.
+        """
+        n = thetas.shape[0]
+        full, pos = [], 0
+        for fan_in, fan_out in self.shapes:
+            w = thetas[:, pos : pos + fan_in * fan_out].reshape(n, fan_in, fan_out)
+            pos += fan_in * fan_out
+            full.append((w, thetas[:, pos : pos + fan_out]))
+            pos += fan_out
+        act, discrete = self.activation, self.spec.discrete_actions
+        low, half = (None, None) if discrete else (self._low, self._half_range)
+        current: dict[str, Any] = {"active": np.arange(n), "layers": full}
+
+        def forward(active: np.ndarray, obs: np.ndarray) -> np.ndarray:
+            if len(active) != len(current["active"]) or not np.array_equal(active, current["active"]):
+                current["active"], current["layers"] = active, [(w[active], b[active]) for w, b in full]
+            *hidden, (w_out, b_out) = current["layers"]
+            x = obs
+            for w, b in hidden:
+                x = act(np.matmul(x[:, None, :], w)[:, 0, :] + b)
+            out = np.matmul(x[:, None, :], w_out)[:, 0, :] + b_out
+            return out.argmax(axis=1) if discrete else low + (np.tanh(out) + 1.0) * half
+
+        return forward
 
     def greedy_table(self, thetas: np.ndarray) -> np.ndarray:
         """int64 [E, n_states]: the greedy action in every one-hot state of each of E parameter vectors.
