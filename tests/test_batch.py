@@ -24,7 +24,11 @@ from mpidrl.run import Experiment
 from mpidrl.store import read_messages, read_run
 
 
-@pytest.mark.parametrize("env_id, kwargs", [(env_id, "{}") for env_id in IDS] + [(IDS[2], "{is_slippery = false}")])
+@pytest.mark.parametrize(
+    "env_id, kwargs",
+    [(env_id, "{}") for env_id in IDS]
+    + [(IDS[2], "{is_slippery = false}"), (IDS[1], '{wind = [["down", 0.3], ["left", 0.3]]}')],
+)
 def test_grid_batch_steps_like_the_gymnasium_environment(env_id, kwargs):
     cfg = load(None, [f'env.id="{env_id}"', "env.max_steps=30", f"env.kwargs={kwargs}"]).env
     grid = GridBatch(cfg)
