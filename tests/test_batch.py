@@ -32,7 +32,7 @@ from mpidrl.store import read_messages, read_run
 def test_grid_batch_steps_like_the_gymnasium_environment(env_id, kwargs):
     cfg = load(None, [f'env.id="{env_id}"', "env.max_steps=30", f"env.kwargs={kwargs}"]).env
     grid = GridBatch(cfg)
-    assert grid.random == (env_id != IDS[0] and kwargs == "{}")
+    assert grid.random == (env_id != IDS[0] and "is_slippery" not in kwargs)
     seeds = [3, 17, 99, 12345]
     plan = np.random.default_rng(0).integers(5, size=(len(seeds), 30))
     ep = run_episodes(grid, len(seeds), lambda t, envs, s: plan[envs, t], 0.9, seeds)
@@ -89,12 +89,13 @@ def test_davia_gradients_of_a_batch_equal_those_of_single_episodes():
     w = gen.standard_normal((3, 125))
     states, actions = gen.integers(25, size=(3, 9)), gen.integers(5, size=(3, 8))
     rewards, steps, terminated = -np.ones((3, 8)), np.array([8, 3, 5]), np.array([True, False, True])
-    g, index = davia_gradients(w, 5, states, actions, rewards, steps, terminated, 0.9, 1e-3)
+    features = np.arange(125).reshape(25, 5)
+    g, index = davia_gradients(w, features, states, actions, rewards, steps, terminated, 0.9, 1e-3)
     decrease = predicted_decreases(g, index, steps, 1.0)
     for e in range(3):
         t = steps[e]
         g1, i1 = davia_gradients(
-            w[e : e + 1], 5, states[e : e + 1, : t + 1], actions[e : e + 1, :t], rewards[e : e + 1, :t],
+            w[e : e + 1], features, states[e : e + 1, : t + 1], actions[e : e + 1, :t], rewards[e : e + 1, :t],
             steps[e : e + 1], terminated[e : e + 1], 0.9, 1e-3,
         )  # fmt: skip
         np.testing.assert_array_equal(g1[0], g[e])
@@ -135,13 +136,23 @@ hidden = [4]
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("algo", ["dql", "ebcdql", "davia", "es"])
-def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo):
+@pytest.mark.parametrize(
+    "algo, sets",
+    [
+        ("dql", []),
+        ("ebcdql", []),
+        ("davia", []),
+        ("davia", ['algo.features="successor"', 'env.kwargs={wind = [["down", 0.3], ["left", 0.3]]}']),
+        ("es", []),
+    ],
+)
+def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo, sets):
     cfg = write_config(tmp_path / "c.toml", GRID.format(algo=algo))
     runs, messages = {}, {}
+    extra = [word for s in sets for word in ("--set", s)]
     for ranks, batch in ((1, 1), (2, 3), (3, 4)):
         out = tmp_path / f"r{ranks}b{batch}.h5"
-        mpirun(ranks, ["run", str(cfg), "--out", str(out), "--set", f"run.trial_batch={batch}"], timeout=120)
+        mpirun(ranks, ["run", str(cfg), "--out", str(out), "--set", f"run.trial_batch={batch}", *extra], timeout=120)
         runs[ranks, batch] = read_run(out)
         rows = read_messages(out)[["trial", "round", "direction", "agent", "kind", "nbytes"]]
         messages[ranks, batch] = np.sort(

@@ -1,12 +1,13 @@
 """DQL, EBCDQL and DAVIA: hand-computed updates, the trigger and upload conditions, message sizes,
 learning on Simple Grid, refusal of unsuitable environments, rank-count invariance; ES on grids."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from helpers import mpidrl, mpirun, write_config
 
 from mpidrl import registry, validate
-from mpidrl.algorithms.davia import davia_gradient, predicted_decrease, upload_threshold
+from mpidrl.algorithms.davia import davia_gradient, linear_q, predicted_decrease, upload_threshold
 from mpidrl.algorithms.qlearning import (
     SAMPLE_DTYPE,
     TRANSITION_DTYPE,
@@ -19,7 +20,7 @@ from mpidrl.algorithms.qlearning import (
 )
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, observation_encoder, rollout, spec_of
-from mpidrl.envs.grids import shortest_path_return
+from mpidrl.envs.grids import LEFT, STAY, shortest_path_return
 from mpidrl.policies import MLP, LinearQ
 from mpidrl.policies.qfunctions import greedy_sets
 from mpidrl.protocols import Context
@@ -98,6 +99,39 @@ def test_davia_gradient_and_upload_condition_match_hand_computation():
     assert upload_threshold(2.7, 0.5, horizon=3, round=0) == pytest.approx(10.8)
     assert decrease < upload_threshold(2.7, 0.5, 3, 0) and decrease >= upload_threshold(2.7, 0.5, 3, 2)
     assert upload_threshold(2.7, 0.5, 3, 7) == 2.7
+
+
+def test_successor_features_share_a_weight_between_actions_that_reach_the_same_cell():
+    cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', 'algo.name="davia"', 'algo.features="successor"'])
+    model = linear_q(cfg, validate.check(cfg).env_spec)
+    assert model.size == 25 == validate.check(cfg).d
+    # from the corner (0, 0): left, up and stay stay in cell 0, down reaches cell 5, right cell 1
+    assert model.index[0].tolist() == [0, 5, 1, 0, 0] and model.index[12].tolist() == [11, 17, 13, 7, 12]
+    np.testing.assert_array_equal(model.phi[0, LEFT], model.phi[0, STAY])
+    w = np.arange(25.0)
+    np.testing.assert_array_equal(model.table(w), w[model.index])
+    lake = load(None, ['env.id="FrozenLake-v1"', 'algo.name="davia"', 'algo.features="successor"'])
+    model = linear_q(lake, validate.check(lake).env_spec)
+    assert model.size == 16 and model.index[5].tolist() == [4, 9, 6, 1]  # left, down, right, up of (1, 1)
+
+
+def test_davia_gradient_with_successor_features_matches_hand_computation():
+    model = LinearQ(2, 2, "successor", successors=np.array([[0, 1], [0, 1]]))  # action a leads to cell a
+    w = np.array([1.0, 3.0])  # Q(s, 0) = 1, Q(s, 1) = 3 in both states
+    g, features = davia_gradient(
+        model, w, np.array([0, 1, 1]), np.array([1, 1]), np.array([-1.0, 0.0]), np.array([0, 1]), 0.9, 0.1
+    )
+    # both steps use feature 1: residuals 3 + 1 - 0.9 * 3 = 1.3 and 3 (terminal); g = (0, 2.15) + 0.1 w
+    np.testing.assert_allclose(g, [0.1, 2.45])
+    assert features.tolist() == [1, 1]
+    assert predicted_decrease(g, features, step=1.0) == pytest.approx(0.01 + 2.45**2 - 0.5 * 2.45**2)
+
+
+def test_successor_features_need_a_grid_world():
+    taxi = max(k for k in gym.registry if k.startswith("Taxi-"))  # Discrete states, not a grid world
+    cfg = load(None, [f'env.id="{taxi}"', 'algo.name="davia"', 'algo.features="successor"'])
+    with pytest.raises(ConfigError, match=f"algo.features: successor needs a grid world; {taxi}"):
+        validate.check(cfg)
 
 
 def test_exploration_schedule():

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mpidrl import rng
-from mpidrl.algorithms.davia import davia_gradients, predicted_decreases, upload_threshold
+from mpidrl.algorithms.davia import davia_gradients, linear_q, predicted_decreases, upload_threshold
 from mpidrl.algorithms.es import perturbation
 from mpidrl.algorithms.qlearning import (
     _DRAWS,
@@ -253,13 +253,21 @@ class BatchEBCDQLWorker(BatchValueWorker):
 class BatchDAVIAWorker(BatchValueWorker):
     """g of every episode (:func:`mpidrl.algorithms.davia.davia_gradients`), sent when the condition holds."""
 
+    def __init__(self, cfg: Config, trials: Sequence[int], agents: Sequence[int], env_spec: EnvSpec):
+        super().__init__(cfg, trials, agents, env_spec)
+        self.model = linear_q(cfg, env_spec)
+
+    def tables(self) -> np.ndarray:
+        """[B, n_states, n_actions] Q = w[feature of (s, a)] of each trial (features are one-hot)."""
+        return self.payload[:, self.model.index]
+
     def act(self, round: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
         p = self.cfg.algo
         ep = self.episodes(round)
         w = self.payload[self.env_trial]
         g, index = davia_gradients(
             w,
-            self.env_spec.n_actions,
+            self.model.index,
             ep.states,
             ep.actions,
             ep.rewards,

@@ -87,7 +87,7 @@ DAVIA = AlgorithmSpec(
     protocol=SyncRounds,
     wire=Wire(uplink_kind="gradient", downlink_kind="weights"),
     diagnostics=("decrease",),
-    check=qlearning.check_tabular,
+    check=davia.check,
     policy_size=davia.weight_count,
     batch=Batched(worker=batched.BatchDAVIAWorker, learner=BatchLearner, check=batched.check_grid),
     example={**SMALL_GRID, "algo": {"lam": 0.055, "horizon": 4, "rho": 0.9}},

@@ -57,6 +57,29 @@ IDS = ("mpidrl/SimpleGrid-v0", "mpidrl/WindyGrid-v0", "mpidrl/FrozenLake5x5-v0")
 """Ids of the grid worlds, registered when :mod:`mpidrl.envs` is imported."""
 
 
+def move_table(rows: int, cols: int, n_actions: int = len(MOVES)) -> list[list[int]]:
+    """The cell each of the first ``n_actions`` actions moves to from every cell, clipped at the walls
+    (no wind, no slipping): ``table[s][a]``."""
+    moves = list(MOVES.values())[:n_actions]
+    return [
+        [min(max(r + dr, 0), rows - 1) * cols + min(max(c + dc, 0), cols - 1) for dr, dc in moves]
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
+def successor_cells(env: gym.Env) -> np.ndarray:
+    """int64 [n_states, n_actions]: the cell an action's move leads to from each cell, wind and slipping
+    ignored, on mpidrl's grid worlds and on Gymnasium's Frozen Lake (any map; its actions are the first
+    four of :data:`MOVES`). ValueError for other environments."""
+    base = env.unwrapped
+    if isinstance(base, GridWorld):
+        return np.array(base._moves, dtype=np.int64)
+    if isinstance(base, FrozenLakeEnv):
+        return np.array(move_table(base.nrow, base.ncol, int(base.action_space.n)), dtype=np.int64)
+    raise ValueError(f"the successor cells of {type(base).__name__} are not known (a grid world is needed)")
+
+
 def wind_pushes(wind: Any, rows: int, cols: int) -> list[tuple[float, int, list[bool]]]:
     """The pushes of a ``wind`` keyword, for a rows x cols grid: (probability, change of the state index,
     whether the push stays inside the grid from each state), in order; pushes of probability 0 left out
@@ -102,11 +125,7 @@ class GridWorld(gym.Env):
         self.observation_space = spaces.Discrete(rows * cols)
         self.action_space = spaces.Discrete(len(MOVES))
         # next state of each (state, action) without wind, as plain lists: a step is then a lookup
-        self._moves = [
-            [min(max(r + dr, 0), rows - 1) * cols + min(max(c + dc, 0), cols - 1) for dr, dc in MOVES.values()]
-            for r in range(rows)
-            for c in range(cols)
-        ]
+        self._moves = move_table(rows, cols)
         self._state = 0
         self._uniforms: list[float] = []
 
