@@ -141,6 +141,7 @@ hidden = [4]
     [
         ("dql", []),
         ("ebcdql", []),
+        ("ebcdql", ['algo.trigger_floor="exploration"', "algo.explore_end=0.3"]),
         ("davia", []),
         ("davia", ['algo.features="successor"', 'env.kwargs={wind = [["down", 0.3], ["left", 0.3]]}']),
         ("es", []),

@@ -77,12 +77,12 @@ def test_trajectory_messages_derive_s_next_and_shrink_with_the_episode():
 
 
 def test_ebcdql_trigger_updates_the_level_before_the_test():
-    mask, level = trigger(np.array([1.0, -0.8]), 0.0, beta=0.5, rho=1.3, eps_floor=0.0)
+    mask, level = trigger(np.array([1.0, -0.8]), 0.0, beta=0.5, rho=1.3, floor=0.0)
     # L = 0.5 then 0.65: 1 >= 0.65 sends, 0.8 < 1.3 * 0.65 does not (testing before updating would send it)
     assert mask.tolist() == [True, False] and level == pytest.approx(0.65)
-    mask, level = trigger(np.array([1.0, 0.5, 2.0, 0.0]), 0.0, beta=0.5, rho=1.0, eps_floor=0.1)
+    mask, level = trigger(np.array([1.0, 0.5, 2.0, 0.0]), 0.0, beta=0.5, rho=1.0, floor=0.1)
     assert mask.tolist() == [True, True, True, False] and level == pytest.approx(0.625)
-    mask, _ = trigger(np.array([0.05, 0.2]), 0.0, beta=0.5, rho=0.0, eps_floor=0.1)
+    mask, _ = trigger(np.array([0.05, 0.2]), 0.0, beta=0.5, rho=0.0, floor=0.1)
     assert mask.tolist() == [False, True]  # the floor applies even when rho L is smaller
 
 
@@ -207,6 +207,25 @@ def test_ebcdql_worker_state_round_trips():
     other = registry.lookup("ebcdql").worker(ctx, [1, 2])
     other.load_state_dict(state)
     assert other.level == worker.level and worker.level[1] > 0 and worker.level[2] == 0
+
+
+def test_ebcdql_trigger_floor_can_be_the_exploration_rate():
+    base = ['algo.name="ebcdql"', 'env.id="mpidrl/SimpleGrid-v0"', "agents.n=2", "algo.rho=1e-9", "algo.beta=1.0"]
+    q = np.random.default_rng(3).uniform(-3, 0, 125)  # TD errors of every size
+
+    def messages(*sets):
+        cfg = load(None, [*base, *sets])
+        worker = registry.lookup("ebcdql").worker(Context(cfg, 0, validate.check(cfg).env_spec), [0, 1])
+        worker.receive(q)
+        return [worker.act(k, a).message for k in (0, 60) for a in (0, 1)]
+
+    # explore 0.8 in round 0 and 0.2 in round 60: the floor follows the rate, not eps_floor
+    schedule = ["algo.explore_start=0.8", "algo.explore_end=0.2"]
+    by_rate = messages(*schedule, 'algo.trigger_floor="exploration"', "algo.eps_floor=5.0")
+    fixed = [messages(*schedule, f"algo.eps_floor={floor}") for floor in (0.8, 0.2)]
+    for got, want in zip(by_rate, fixed[0][:2] + fixed[1][2:]):
+        np.testing.assert_array_equal(got, want)
+    assert sum(len(m) for m in fixed[1][:2]) > sum(len(m) for m in fixed[0][:2]) > 0  # the floor matters
 
 
 @pytest.mark.mpi

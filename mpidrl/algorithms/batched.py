@@ -39,6 +39,7 @@ from mpidrl.algorithms.qlearning import (
     TRANSITION_DTYPE,
     exploration_rate,
     td_update,
+    trigger_floor,
 )
 from mpidrl.config import Config, ConfigError
 from mpidrl.envs import EnvSpec
@@ -226,11 +227,11 @@ class BatchEBCDQLWorker(BatchValueWorker):
         ep = self.episodes(round)
         deltas = np.abs(self.td_errors(ep))
         sent = np.zeros(deltas.shape, bool)
-        level = self.level
+        level, floor = self.level, trigger_floor(p, round)
         for t in range(deltas.shape[1]):  # the trigger of qlearning.trigger, for every episode at once
             live = t < ep.steps
             level = np.where(live, (1.0 - p.beta) * level + p.beta * deltas[:, t], level)
-            sent[:, t] = live & (deltas[:, t] >= np.maximum(p.rho * level, p.eps_floor))
+            sent[:, t] = live & (deltas[:, t] >= np.maximum(p.rho * level, floor))
         self.level = level
         flat = np.zeros(int(sent.sum()), SAMPLE_DTYPE)
         last = np.arange(deltas.shape[1]) == ep.steps[:, None] - 1
