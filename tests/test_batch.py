@@ -170,6 +170,36 @@ def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo, sets):
         np.testing.assert_array_equal(messages[key], messages[1, 1])
 
 
+@pytest.mark.parametrize(
+    "algo, sets, d",
+    [
+        ("dql", [], 64),
+        ("ebcdql", [], 64),
+        ("davia", ["algo.lam=0.001"], 64),
+        ("davia", ["algo.lam=0.001", 'algo.features="successor"'], 16),
+        ("es", [], 16 * 4 + 4 + 4 * 4 + 4),  # one-hot of 16 states, 4 hidden units, 4 actions
+        ("espc", ["algo.m=2", "algo.k=3"], 16 * 4 + 4 + 4 * 4 + 4),
+    ],
+)
+def test_gymnasiums_4x4_frozen_lake_runs_every_grid_algorithm(tmp_path, algo, sets, d):
+    sets = ['env.id="FrozenLake-v1"', "env.kwargs={is_slippery = false}", f'algo.name="{algo}"', *sets]
+    sets += ["run.trials=2", "run.rounds=30", "agents.n=3", "env.gamma=0.9", "policy.hidden=[4]"]
+    runs = []
+    for batch in (1, 2) if algo != "espc" else (1,):
+        cfg = load(None, [*sets, f"run.trial_batch={batch}"])
+        checked = validate.check(cfg)
+        assert (checked.env_spec.discrete_obs, checked.env_spec.n_actions, checked.d) == (16, 4, d)
+        out = tmp_path / f"{batch}.h5"
+        Experiment(cfg, checked.env_spec, out, Runtime(), progress=Progress(0, 2, 30, stream=io.StringIO())).run()
+        runs.append(read_run(out).metrics)
+    for run in runs:
+        assert ((run["return"] == 0) | (run["return"] == 1)).all()  # reward 1 at the goal, holes end with 0
+        assert (run["downlink_bytes"] == 8 * d).all()  # the Q table, w or theta
+        assert (run["uplink_messages"] > 0).any()
+        for name in ("reward", "return", "steps", "uplink_messages", "uplink_bytes"):
+            np.testing.assert_array_equal(run[name], runs[0][name], err_msg=name)
+
+
 BATCHED = """
 [run]
 seed = 2
