@@ -1,5 +1,6 @@
 """NIGT, the aggregation rules and the simulated clock, in one process."""
 
+import io
 import re
 
 import numpy as np
@@ -9,11 +10,15 @@ from mpidrl import registry, timing
 from mpidrl.algorithms.afedpg import AFedPGLearner, AFedPGWorker, lookahead, pack_state
 from mpidrl.algorithms.lapg import threshold
 from mpidrl.algorithms.nigt import NIGT, MaleniaWorker, RennalaWorker, malenia_done, rennala_done
+from mpidrl.comm import Runtime
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import EnvSpec, make_env, spec_of
+from mpidrl.log import Progress
 from mpidrl.protocols import Context
 from mpidrl.protocols.aggregate import plan_first
 from mpidrl.protocols.roundtrip import plan_round_trips
+from mpidrl.run import Experiment
+from mpidrl.store import read_run
 
 
 def test_nigt_converges_on_a_noisy_quadratic():
@@ -104,6 +109,22 @@ def test_afedpg_agents_first_message_is_its_gradient():
     worker.begin(0, np.array([0.0, 1.0, 2.0, 3.0, 4.0]))  # t = 0: no step yet, no momentum to carry
     worker.sampler.gradient = lambda theta, *_: (theta * 0 + 7.0, 0.0, 0.0, 1)
     np.testing.assert_array_equal(worker.compute(0), [7.0, 7.0])
+
+
+def test_afedpg_with_one_agent_is_the_same_wherever_the_momentum_is_formed(tmp_path):
+    # one agent always holds the learner's own d, so the two forms compute the same numbers
+    metrics = []
+    for where in ("agent", "learner"):
+        sets = ['algo.name="afedpg"', f'algo.momentum="{where}"', "agents.n=1", "algo.H=30", "algo.M=3"]
+        cfg = load(None, [*sets, "algo.M_init=2", "run.rounds=4", "policy.hidden=[4]", 'time.mode="simulated"'])
+        out = tmp_path / f"{where}.h5"
+        Experiment(
+            cfg, spec_of(make_env(cfg.env)), out, Runtime(), progress=Progress(0, 1, 4, stream=io.StringIO())
+        ).run()
+        metrics.append(read_run(out).metrics)
+    assert metrics[0]["uplink_messages"].sum() == 2 + 3 * 3
+    for name in ("reward", "return", "steps", "sim_time", "eval_return"):
+        np.testing.assert_array_equal(metrics[0][name], metrics[1][name], err_msg=name)
 
 
 def test_malenia_weighs_every_agent_equally_and_rennala_every_gradient():
