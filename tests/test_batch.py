@@ -140,6 +140,7 @@ hidden = [4]
     "algo, sets",
     [
         ("dql", []),
+        ("dql", ['algo.greedy_ties="first"', "algo.explore_start=0.1", "algo.explore_end=0.1"]),
         ("ebcdql", []),
         ("ebcdql", ['algo.trigger_floor="exploration"', "algo.explore_end=0.3"]),
         ("davia", []),

@@ -13,6 +13,7 @@ from mpidrl.algorithms.qlearning import (
     TRANSITION_DTYPE,
     Trajectory,
     exploration_rate,
+    explore_episode,
     pack_trajectory,
     td_update,
     trigger,
@@ -132,6 +133,21 @@ def test_successor_features_need_a_grid_world():
     cfg = load(None, [f'env.id="{taxi}"', 'algo.name="davia"', 'algo.features="successor"'])
     with pytest.raises(ConfigError, match=f"algo.features: successor needs a grid world; {taxi}"):
         validate.check(cfg)
+
+
+def test_greedy_ties_first_takes_the_lowest_tied_action():
+    env = make_env(load(None, ['env.id="mpidrl/SimpleGrid-v0"', "env.max_steps=6"]).env)
+    q = np.zeros((25, 5))
+    q[0, [1, 2]] = 1.0  # down and right tie at the start; everywhere else all five tie
+    runs = {}
+    for first in (False, True):
+        gen = np.random.default_rng(4)
+        runs[first] = explore_episode(env, greedy_sets(q), 5, 0.0, gen, 0, 0.9, first)
+        runs[first, "draws"] = gen.random()  # the same numbers are drawn either way
+    # first: down (1) from the start, then left (0) at every later cell, against the wall
+    assert runs[True].actions.tolist() == [1, 0, 0, 0, 0, 0] and runs[True].states.tolist() == [0, 5, 5, 5, 5, 5, 5]
+    assert runs[False].actions.tolist() != runs[True].actions.tolist() and runs[False].actions[0] in (1, 2)
+    assert runs[False, "draws"] == runs[True, "draws"]
 
 
 def test_exploration_schedule():

@@ -173,6 +173,7 @@ class BatchValueWorker(GridBatchWorker):
         cumulative = np.cumsum(best, axis=2)
         count = cumulative[:, :, -1]
         epsilon = exploration_rate(self.cfg.algo, round)
+        first = self.cfg.algo.greedy_ties == "first"
         draws = ExplorationDraws(
             self.cfg.run.seed, np.array(self.trials)[self.env_trial], self.env_agent, round, q.shape[2]
         )
@@ -181,7 +182,8 @@ class BatchValueWorker(GridBatchWorker):
         def policy(t: int, envs: np.ndarray, states: np.ndarray) -> np.ndarray:
             explore, random_actions, ties = draws.at(t, envs)
             b = env_trial[envs]
-            pick = (ties * count[b, states]).astype(np.int64)  # the pick-th of the tied greedy actions
+            # the pick-th of the tied greedy actions (the 0-th: the first)
+            pick = np.zeros(len(envs), np.int64) if first else (ties * count[b, states]).astype(np.int64)
             greedy = np.argmax(cumulative[b, states] > pick[:, None], axis=1)
             return np.where(explore < epsilon, random_actions, greedy)
 

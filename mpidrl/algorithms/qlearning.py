@@ -48,6 +48,9 @@ class Exploration(AlgoParams):
     """exploration rate subtracted per round (one episode per agent per round)"""
     explore_end: float = 0.05
     """floor of the exploration rate"""
+    greedy_ties: Literal["random", "first"] = "random"
+    """how a greedy choice between actions of equal value is made: uniformly at random, or the first in action
+    order (numpy's argmax; the same random numbers are drawn either way)"""
 
     def check(self, key: str) -> None:
         for name in ("explore_start", "explore_end"):
@@ -151,11 +154,13 @@ def explore_episode(
     gen: np.random.Generator,
     seed: int,
     gamma: float,
+    first: bool = False,
 ) -> Trajectory:
     """Run one episode: a uniform random action with probability ``epsilon``, else a greedy one.
 
     ``greedy[s]`` lists the actions of maximal Q at s; ties are broken uniformly with ``gen``, so a
-    zero-initialised Q starts with a uniform random walk instead of always the first action.
+    zero-initialised Q starts with a uniform random walk instead of always the first action, or, with
+    ``first``, go to the first of them (the tie draw is still taken, so the streams stay aligned).
     """
     s, _ = env.reset(seed=seed)
     states, actions, rewards = [int(s)], [], []
@@ -170,7 +175,7 @@ def explore_episode(
             a = random_actions[i]
         else:
             best = greedy[states[-1]]
-            a = best[int(tie[i] * len(best))]
+            a = best[0] if first else best[int(tie[i] * len(best))]
         i += 1
         s, r, terminated, truncated, _ = env.step(a)
         r = float(r)
@@ -329,7 +334,10 @@ class ValueWorker(SyncWorker):
         gen = rng.generator(ctx.seed, ctx.trial, rng.Stream.EXPLORE, round, agent)
         seed = rng.reset_seed(ctx.seed, ctx.trial, round, agent)
         epsilon = exploration_rate(ctx.cfg.algo, round)
-        return explore_episode(self.envs[agent], self.greedy, self.q.shape[1], epsilon, gen, seed, ctx.cfg.env.gamma)
+        first = ctx.cfg.algo.greedy_ties == "first"
+        return explore_episode(
+            self.envs[agent], self.greedy, self.q.shape[1], epsilon, gen, seed, ctx.cfg.env.gamma, first
+        )
 
     @staticmethod
     def result(traj: Trajectory, message: np.ndarray | None, diagnostics: tuple[float, ...] = ()) -> AgentResult:
