@@ -278,3 +278,41 @@ def test_report_configs_carry_the_reports_hyperparameters():
         assert cfg.algo.fitness_shaping == "none" and not cfg.algo.antithetic, path
         assert path.stem.startswith({"CartPole-v1": "cartpole", "Ant-v5": "ant"}[cfg.env.id]), path
         assert cfg.run.out == f"results/report/{path.parent.name}/{path.stem}.h5", path
+
+
+def test_report_code_configs_carry_the_authors_settings():
+    from helpers import ROOT
+
+    paths = sorted((ROOT / "configs" / "report_code").glob("*.toml"))
+    assert len(paths) >= 40
+    figures = set()
+    for path in paths:
+        text, cfg = path.read_text(), load(path)
+        figures.add(path.stem.split("_")[0] + "_" + path.stem.split("_")[1])
+        figure = path.stem.split("_")[0][3:] + "." + path.stem.split("_")[1]  # fig4_11_ant_... -> 4.11
+        assert text.startswith(f"# Figure {figure} of the report"), path
+        assert (
+            "edsgunn/DistributedReinforcementLearningOnTheEdge" in text and f"configs/report_code/{path.stem}" in text
+        )
+        assert cfg.run.out == f"results/report_code/{path.stem}.h5", path
+        name = cfg.algo.name
+        if cfg.env.id in ("CartPole-v1", "Ant-v4"):
+            assert cfg.policy.init == "zeros" and cfg.optim.name == "adam" and cfg.optim.l2 == 0.05, path
+            assert cfg.env.gamma == {"CartPole-v1": 0.999, "Ant-v4": 0.99}[cfg.env.id], path
+            assert name == "es" or cfg.algo.binomial_tail == "shifted", path
+        elif name in ("es", "espc"):
+            assert cfg.env.gamma == 1.0 and len(cfg.policy.hidden) == 3 and cfg.optim.name == "sgd", path
+            assert name == "es" or (cfg.algo.binomial_tail, cfg.algo.zero_std) == ("all_agents", "silent"), path
+        else:
+            assert cfg.env.max_steps == (0 if cfg.env.id == "FrozenLake-v1" else 201), path
+            if cfg.env.id == "FrozenLake-v1":
+                assert cfg.env.kwargs == {"is_slippery": False}, path
+            if cfg.env.id == "mpidrl/WindyGrid-v0":
+                assert cfg.env.kwargs == {"wind": [["down", 0.3], ["left", 0.3]]}, path
+            if name == "davia":
+                assert cfg.algo.features == "successor", path
+            else:  # one exploration rate, and (EBCDQL) the same number as the trigger floor
+                assert cfg.algo.explore_start == cfg.algo.explore_end == {"dql": 0.1, "ebcdql": 0.5}[name], path
+                assert cfg.algo.greedy_ties == "first", path
+                assert name == "dql" or cfg.algo.trigger_floor == "exploration", path
+    assert {"fig3_4", "fig3_5", "fig4_2", "fig4_3", "fig4_5", "fig4_6", "fig4_8", "fig4_9", "fig4_11"} <= figures
