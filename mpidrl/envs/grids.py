@@ -43,7 +43,8 @@ MAX_EPISODE_STEPS = 100
 
 FROZEN_LAKE_5X5 = ("SFFFF", "FHFHF", "FFFHF", "HFFFF", "FHFFG")
 """The fixed Frozen Lake map: S start, F frozen, H hole, G goal (chosen for mpidrl; the report's
-figure 3.3 shows its map only as a picture)."""
+figure 3.3 shows its map only as a picture, and the report authors' code ran Gymnasium's own
+FrozenLake-v1 on its 4x4 map, not slippery, which mpidrl runs as it is)."""
 
 WIND_DIRECTIONS = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 """(row, column) change of each direction the wind can push in."""
