@@ -68,6 +68,9 @@ CASES: dict[str, dict] = {
         _PG, env={"variation": "negate_obs"}, agents={"n": 3}, algo={"name": "malenia-nigt"}, time={"kappa": "i"}
     ),
     "afedpg": _merge(_PG, algo={"name": "afedpg", "M": 5}, time={"kappa": "0.2 * i"}),
+    "afedpg_learner_momentum": _merge(
+        _PG, algo={"name": "afedpg", "M": 5, "momentum": "learner"}, time={"kappa": "0.2 * i"}
+    ),
     "lapg": {
         **_merge(_PG, time={"mode": "real", "h": 1.0, "kappa": 0.0}),
         "algo": {"name": "lapg", "alpha": 0.01, "batch": 2, "H": 30, "D": 2, "xi": 0.5, "max_staleness": 2},

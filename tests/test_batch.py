@@ -24,11 +24,15 @@ from mpidrl.run import Experiment
 from mpidrl.store import read_messages, read_run
 
 
-@pytest.mark.parametrize("env_id, kwargs", [(env_id, "{}") for env_id in IDS] + [(IDS[2], "{is_slippery = false}")])
+@pytest.mark.parametrize(
+    "env_id, kwargs",
+    [(env_id, "{}") for env_id in IDS]
+    + [(IDS[2], "{is_slippery = false}"), (IDS[1], '{wind = [["down", 0.3], ["left", 0.3]]}')],
+)
 def test_grid_batch_steps_like_the_gymnasium_environment(env_id, kwargs):
     cfg = load(None, [f'env.id="{env_id}"', "env.max_steps=30", f"env.kwargs={kwargs}"]).env
     grid = GridBatch(cfg)
-    assert grid.random == (env_id != IDS[0] and kwargs == "{}")
+    assert grid.random == (env_id != IDS[0] and "is_slippery" not in kwargs)
     seeds = [3, 17, 99, 12345]
     plan = np.random.default_rng(0).integers(5, size=(len(seeds), 30))
     ep = run_episodes(grid, len(seeds), lambda t, envs, s: plan[envs, t], 0.9, seeds)
@@ -85,12 +89,13 @@ def test_davia_gradients_of_a_batch_equal_those_of_single_episodes():
     w = gen.standard_normal((3, 125))
     states, actions = gen.integers(25, size=(3, 9)), gen.integers(5, size=(3, 8))
     rewards, steps, terminated = -np.ones((3, 8)), np.array([8, 3, 5]), np.array([True, False, True])
-    g, index = davia_gradients(w, 5, states, actions, rewards, steps, terminated, 0.9, 1e-3)
+    features = np.arange(125).reshape(25, 5)
+    g, index = davia_gradients(w, features, states, actions, rewards, steps, terminated, 0.9, 1e-3)
     decrease = predicted_decreases(g, index, steps, 1.0)
     for e in range(3):
         t = steps[e]
         g1, i1 = davia_gradients(
-            w[e : e + 1], 5, states[e : e + 1, : t + 1], actions[e : e + 1, :t], rewards[e : e + 1, :t],
+            w[e : e + 1], features, states[e : e + 1, : t + 1], actions[e : e + 1, :t], rewards[e : e + 1, :t],
             steps[e : e + 1], terminated[e : e + 1], 0.9, 1e-3,
         )  # fmt: skip
         np.testing.assert_array_equal(g1[0], g[e])
@@ -131,13 +136,25 @@ hidden = [4]
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("algo", ["dql", "ebcdql", "davia", "es"])
-def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo):
+@pytest.mark.parametrize(
+    "algo, sets",
+    [
+        ("dql", []),
+        ("dql", ['algo.greedy_ties="first"', "algo.explore_start=0.1", "algo.explore_end=0.1"]),
+        ("ebcdql", []),
+        ("ebcdql", ['algo.trigger_floor="exploration"', "algo.explore_end=0.3"]),
+        ("davia", []),
+        ("davia", ['algo.features="successor"', 'env.kwargs={wind = [["down", 0.3], ["left", 0.3]]}']),
+        ("es", []),
+    ],
+)
+def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo, sets):
     cfg = write_config(tmp_path / "c.toml", GRID.format(algo=algo))
     runs, messages = {}, {}
+    extra = [word for s in sets for word in ("--set", s)]
     for ranks, batch in ((1, 1), (2, 3), (3, 4)):
         out = tmp_path / f"r{ranks}b{batch}.h5"
-        mpirun(ranks, ["run", str(cfg), "--out", str(out), "--set", f"run.trial_batch={batch}"], timeout=120)
+        mpirun(ranks, ["run", str(cfg), "--out", str(out), "--set", f"run.trial_batch={batch}", *extra], timeout=120)
         runs[ranks, batch] = read_run(out)
         rows = read_messages(out)[["trial", "round", "direction", "agent", "kind", "nbytes"]]
         messages[ranks, batch] = np.sort(
@@ -152,6 +169,36 @@ def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo):
         for name, values in ref.diagnostics.items():
             np.testing.assert_array_equal(values, run.diagnostics[name], err_msg=f"{key} {name}")
         np.testing.assert_array_equal(messages[key], messages[1, 1])
+
+
+@pytest.mark.parametrize(
+    "algo, sets, d",
+    [
+        ("dql", [], 64),
+        ("ebcdql", [], 64),
+        ("davia", ["algo.lam=0.001"], 64),
+        ("davia", ["algo.lam=0.001", 'algo.features="successor"'], 16),
+        ("es", [], 16 * 4 + 4 + 4 * 4 + 4),  # one-hot of 16 states, 4 hidden units, 4 actions
+        ("espc", ["algo.m=2", "algo.k=3"], 16 * 4 + 4 + 4 * 4 + 4),
+    ],
+)
+def test_gymnasiums_4x4_frozen_lake_runs_every_grid_algorithm(tmp_path, algo, sets, d):
+    sets = ['env.id="FrozenLake-v1"', "env.kwargs={is_slippery = false}", f'algo.name="{algo}"', *sets]
+    sets += ["run.trials=2", "run.rounds=30", "agents.n=3", "env.gamma=0.9", "policy.hidden=[4]"]
+    runs = []
+    for batch in (1, 2) if algo != "espc" else (1,):
+        cfg = load(None, [*sets, f"run.trial_batch={batch}"])
+        checked = validate.check(cfg)
+        assert (checked.env_spec.discrete_obs, checked.env_spec.n_actions, checked.d) == (16, 4, d)
+        out = tmp_path / f"{batch}.h5"
+        Experiment(cfg, checked.env_spec, out, Runtime(), progress=Progress(0, 2, 30, stream=io.StringIO())).run()
+        runs.append(read_run(out).metrics)
+    for run in runs:
+        assert ((run["return"] == 0) | (run["return"] == 1)).all()  # reward 1 at the goal, holes end with 0
+        assert (run["downlink_bytes"] == 8 * d).all()  # the Q table, w or theta
+        assert (run["uplink_messages"] > 0).any()
+        for name in ("reward", "return", "steps", "uplink_messages", "uplink_bytes"):
+            np.testing.assert_array_equal(run[name], runs[0][name], err_msg=name)
 
 
 BATCHED = """

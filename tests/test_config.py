@@ -94,3 +94,14 @@ def test_config_reference_in_docs_is_current():
     assert doc.read_text().strip() == markdown().strip(), (
         "regenerate: python -m mpidrl.config.reference > docs/config.md"
     )
+
+
+def test_every_key_of_every_builtin_algorithm_is_documented():
+    from mpidrl import registry
+    from mpidrl.config.reference import field_docs
+
+    for name in registry.BUILTINS:
+        params = registry.lookup(name).params
+        docs = field_docs(params)
+        missing = [f.name for f in dataclasses.fields(params) if not docs.get(f.name)]
+        assert not missing, f"{name}: {missing} have no docstring"

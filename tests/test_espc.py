@@ -13,6 +13,7 @@ from mpidrl.algorithms.espc import (
     ESFixedWorker,
     ESPCWorker,
     comm_probability,
+    expected_comm_fraction,
     standardize,
     stationary_comm_fraction,
     utility,
@@ -40,6 +41,33 @@ def test_comm_probability_is_the_binomial_tail(n, m):
     assert np.allclose(comm_probability(p, n, m), binom.sf(n - m - 1, n - 1, p), rtol=1e-12, atol=1e-15)
     direct = sum(math.comb(n - 1, j) * 0.3**j * 0.7 ** (n - 1 - j) for j in range(n - m, n))
     assert comm_probability(0.3, n, m) == pytest.approx(direct, rel=1e-10, abs=1e-300)
+
+
+TAILS = {"exact": lambda n, m: m / n, "shifted": lambda n, m: (m - 1) / n, "all_agents": lambda n, m: (m + 1) / (n + 1)}
+
+
+@pytest.mark.parametrize("tail", TAILS)
+@pytest.mark.parametrize("n, m", CASES)
+def test_expected_p_comm_of_each_binomial_tail_is_its_closed_form(n, m, tail):
+    closed = TAILS[tail](n, m)
+    assert expected_comm_fraction(n, m, tail) == pytest.approx(closed, abs=1e-15)
+    over_p, _ = quad(lambda p: comm_probability(p, n, m, tail), 0, 1, epsabs=1e-14, epsrel=1e-13, limit=200)
+    assert abs(over_p - closed) < 1e-9
+
+
+@pytest.mark.parametrize("n, m", CASES)
+def test_shifted_and_all_agents_tails_are_the_report_codes_formulas(n, m):
+    p = np.linspace(0, 1, 41)
+    shifted = 1 - binom.cdf(n - m, n - 1, p)  # CommunicationSchemes.py (CartPole, Ant)
+    all_agents = 1 - binom.cdf(n - m - 1, n, p)  # ESPCAgent.py (grid worlds)
+    assert np.allclose(comm_probability(p, n, m, "shifted"), shifted, rtol=1e-10, atol=1e-14)
+    assert np.allclose(comm_probability(p, n, m, "all_agents"), all_agents, rtol=1e-10, atol=1e-14)
+
+
+def test_first_round_p_comm_of_the_shifted_tail():
+    first = [float(comm_probability(0.5, 50, m, "shifted")) for m in (15, 25, 30)]
+    assert first == pytest.approx([0.000701, 0.387725, 0.873565], abs=5e-7)  # not 0.5 at m = n/2
+    assert comm_probability(0.5, 50, 25) == pytest.approx(0.5, abs=1e-15)
 
 
 def test_monte_carlo_of_figure_4_1_agrees_with_m_over_n():
@@ -91,6 +119,19 @@ def test_rolling_window_mean_and_population_std_include_the_current_utility():
     assert standardize(7.0, np.array([7.0])) == 0.0
 
 
+def test_a_silent_agent_does_not_send_while_its_window_has_std_zero():
+    n, m, k = 8, 4, 3
+    silent, one = (ESPCWorker(small_ctx("espc", n, m=m, k=k, zero_std=f'"{z}"'), [0, 1]) for z in ("silent", "one"))
+    eps = np.full(4, 0.5)
+    for t, f in enumerate([0.0, 0.0, 0.0, 2.0, 1.0]):  # the Frozen Lake case: no reward, no utility
+        sent, (u, p_comm) = silent.decide(t, 1, f, eps)
+        _, (_, p_one) = one.decide(t, 1, f, eps)
+        if t < 3:  # std 0: silent sends nothing (no NaN), "one" uses z = 0
+            assert (sent, p_comm) == (False, 0.0) and p_one == pytest.approx(binom.sf(n - m - 1, n - 1, 0.5))
+        else:
+            assert p_comm == p_one > 0
+
+
 def test_decisions_use_the_agents_keyed_stream_and_resume_exactly():
     ctx = small_ctx("espc", 6, m=2, k=4)
     a, b = ESPCWorker(ctx, range(6)), ESPCWorker(ctx, range(6))
@@ -126,6 +167,19 @@ def test_long_stationary_run_sends_the_predicted_fraction(n, m, k):
     assert abs(measured - expected) < 4 * 0.5 / math.sqrt(sent[burn:].size) + 0.002
     if k >= 10:
         assert abs(expected - m / n) < 0.02
+
+
+@pytest.mark.parametrize("tail", ["shifted", "all_agents"])
+def test_stationary_fraction_of_the_other_tails(tail):
+    closed = TAILS[tail](50, 10)
+    gaps = [abs(stationary_comm_fraction(50, 10, k, tail) - closed) for k in (5, 10, 30, 100)]
+    assert gaps == sorted(gaps, reverse=True) and gaps[-1] < 0.002
+    assert stationary_comm_fraction(50, 10, 1, tail, "silent") == 0.0
+    rng = np.random.default_rng(5)
+    u = rng.standard_normal((200_000, 5))
+    z = (u[:, -1] - u.mean(1)) / u.std(1)
+    got = comm_probability(ndtr(z), 50, 10, tail).mean()
+    assert got == pytest.approx(stationary_comm_fraction(50, 10, 5, tail), abs=0.003)
 
 
 def test_stationary_fraction_tends_to_m_over_n():
@@ -224,3 +278,41 @@ def test_report_configs_carry_the_reports_hyperparameters():
         assert cfg.algo.fitness_shaping == "none" and not cfg.algo.antithetic, path
         assert path.stem.startswith({"CartPole-v1": "cartpole", "Ant-v5": "ant"}[cfg.env.id]), path
         assert cfg.run.out == f"results/report/{path.parent.name}/{path.stem}.h5", path
+
+
+def test_report_code_configs_carry_the_authors_settings():
+    from helpers import ROOT
+
+    paths = sorted((ROOT / "configs" / "report_code").glob("*.toml"))
+    assert len(paths) >= 40
+    figures = set()
+    for path in paths:
+        text, cfg = path.read_text(), load(path)
+        figures.add(path.stem.split("_")[0] + "_" + path.stem.split("_")[1])
+        figure = path.stem.split("_")[0][3:] + "." + path.stem.split("_")[1]  # fig4_11_ant_... -> 4.11
+        assert text.startswith(f"# Figure {figure} of the report"), path
+        assert (
+            "edsgunn/DistributedReinforcementLearningOnTheEdge" in text and f"configs/report_code/{path.stem}" in text
+        )
+        assert cfg.run.out == f"results/report_code/{path.stem}.h5", path
+        name = cfg.algo.name
+        if cfg.env.id in ("CartPole-v1", "Ant-v4"):
+            assert cfg.policy.init == "zeros" and cfg.optim.name == "adam" and cfg.optim.l2 == 0.05, path
+            assert cfg.env.gamma == {"CartPole-v1": 0.999, "Ant-v4": 0.99}[cfg.env.id], path
+            assert name == "es" or cfg.algo.binomial_tail == "shifted", path
+        elif name in ("es", "espc"):
+            assert cfg.env.gamma == 1.0 and len(cfg.policy.hidden) == 3 and cfg.optim.name == "sgd", path
+            assert name == "es" or (cfg.algo.binomial_tail, cfg.algo.zero_std) == ("all_agents", "silent"), path
+        else:
+            assert cfg.env.max_steps == (0 if cfg.env.id == "FrozenLake-v1" else 201), path
+            if cfg.env.id == "FrozenLake-v1":
+                assert cfg.env.kwargs == {"is_slippery": False}, path
+            if cfg.env.id == "mpidrl/WindyGrid-v0":
+                assert cfg.env.kwargs == {"wind": [["down", 0.3], ["left", 0.3]]}, path
+            if name == "davia":
+                assert cfg.algo.features == "successor", path
+            else:  # one exploration rate, and (EBCDQL) the same number as the trigger floor
+                assert cfg.algo.explore_start == cfg.algo.explore_end == {"dql": 0.1, "ebcdql": 0.5}[name], path
+                assert cfg.algo.greedy_ties == "first", path
+                assert name == "dql" or cfg.algo.trigger_floor == "exploration", path
+    assert {"fig3_4", "fig3_5", "fig4_2", "fig4_3", "fig4_5", "fig4_6", "fig4_8", "fig4_9", "fig4_11"} <= figures

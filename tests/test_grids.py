@@ -1,5 +1,7 @@
 """The grid worlds: Gymnasium API compliance, dynamics, wind, truncation, Frozen Lake's map."""
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -59,6 +61,44 @@ def test_windy_grid_pushes_up_and_left_independently_with_probability_0_3():
     up, left = np.array(pushes).T
     assert up.mean() == pytest.approx(0.3, abs=0.015) and left.mean() == pytest.approx(0.3, abs=0.015)
     assert (up & left).mean() == pytest.approx(0.09, abs=0.01)  # independent
+
+
+def test_wind_of_down_then_left_pushes_towards_and_away_from_the_goal():
+    env = gym.make("mpidrl/WindyGrid-v0", wind=[["down", 0.3], ["left", 0.3]], max_episode_steps=None).unwrapped
+    env.reset(seed=7)
+    pushes = []
+    for _ in range(20000):
+        env._state = 12
+        s, *_ = env.step(STAY)
+        row, col = divmod(s, 5)
+        pushes.append((row == 3, col == 1))
+    down, left = np.array(pushes).T
+    assert down.mean() == pytest.approx(0.3, abs=0.015) and left.mean() == pytest.approx(0.3, abs=0.015)
+    assert (down & left).mean() == pytest.approx(0.09, abs=0.01)
+
+
+def test_a_push_onto_the_goal_ends_the_episode_and_one_off_it_does_not():
+    env = gym.make("mpidrl/WindyGrid-v0", wind=[["down", 1.0]]).unwrapped
+    env.reset(seed=0)
+    env._state = 19  # (3, 4): staying put, the certain push down lands on the goal
+    assert env.step(STAY)[1:3] == (0.0, True)
+    env = gym.make("mpidrl/WindyGrid-v0", wind=[["left", 1.0]]).unwrapped
+    env.reset(seed=0)
+    env._state = 23  # (4, 3): the move right reaches the goal, the push left takes the agent off it
+    assert env.step(RIGHT)[:3] == (23, -1.0, False)
+
+
+@pytest.mark.parametrize(
+    "wind, message",
+    [
+        ([["north", 0.3]], "wind direction 'north' is not one of up, down, left, right"),
+        ([["up", 1.5]], "wind probability of 'up' must be in [0, 1], got 1.5"),
+        ([0.3], "wind must be a list of [direction, probability] pairs"),
+    ],
+)
+def test_bad_wind_is_refused(wind, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        gym.make("mpidrl/WindyGrid-v0", wind=wind)
 
 
 def test_windy_grid_is_seeded_and_clips_at_walls():

@@ -1,18 +1,24 @@
 """NIGT, the aggregation rules and the simulated clock, in one process."""
 
+import io
 import re
 
 import numpy as np
 import pytest
 
 from mpidrl import registry, timing
-from mpidrl.algorithms.afedpg import lookahead, pack_state
+from mpidrl.algorithms.afedpg import AFedPGLearner, AFedPGWorker, lookahead, pack_state
 from mpidrl.algorithms.lapg import threshold
 from mpidrl.algorithms.nigt import NIGT, MaleniaWorker, RennalaWorker, malenia_done, rennala_done
+from mpidrl.comm import Runtime
 from mpidrl.config import ConfigError, load
-from mpidrl.envs import EnvSpec
+from mpidrl.envs import EnvSpec, make_env, spec_of
+from mpidrl.log import Progress
+from mpidrl.protocols import Context
 from mpidrl.protocols.aggregate import plan_first
 from mpidrl.protocols.roundtrip import plan_round_trips
+from mpidrl.run import Experiment
+from mpidrl.store import read_run
 
 
 def test_nigt_converges_on_a_noisy_quadratic():
@@ -63,6 +69,62 @@ def test_afedpg_schedule_by_hand():
     # round trip kappa = 1: arrivals of a0 at 1.5, 3.5; a1 at 2.5; a2 at 3.5 (tie: a0 first)
     order, counts, t, _ = plan_round_trips(_model("[1, 2, 3]", kappa=1.0), 0, 4)
     assert order.tolist() == [0, 1, 0, 2] and counts.tolist() == [2, 1, 1] and t == 3.5
+
+
+@pytest.mark.parametrize("where", ["agent", "learner"])
+def test_afedpg_lookahead_and_momentum_by_hand(monkeypatch, where):
+    cfg = load(None, ['algo.name="afedpg"', "algo.eta=0.5", "algo.alpha=0.1", f'algo.momentum="{where}"'])
+    ctx = Context(cfg, 0, spec_of(make_env(cfg.env)))
+    worker = AFedPGWorker(ctx, [0])
+    worker.begin(0, np.zeros(5))
+    points = []
+
+    def gradient(theta, round, agent, k):
+        points.append(theta.copy())
+        return np.array([10.0, -10.0]), 0.0, 0.0, 1
+
+    monkeypatch.setattr(worker.sampler, "gradient", gradient)
+    # the agent holds t = 2, theta = (1, 2), d = (3, 4): ||d|| = 5, so the last step was alpha d / 5
+    worker.receive(0, np.array([2.0, 1.0, 2.0, 3.0, 4.0]))
+    sent = worker.compute(0)
+    # lookahead: theta + (1 - eta) / eta * alpha d / ||d|| = (1, 2) + 0.02 (3, 4)
+    np.testing.assert_allclose(points[0], [1.06, 2.08], rtol=0, atol=1e-15)
+    learner = AFedPGLearner(ctx)
+    learner.nigt.theta, learner.nigt.d, learner.nigt.t = np.array([5.0, 5.0]), np.array([0.0, 1.0]), 7
+    reply = learner.apply(sent)
+    if where == "agent":
+        # the agent sends d = 0.5 (3, 4) + 0.5 (10, -10) = (6.5, -3); the learner steps along it and keeps it
+        np.testing.assert_allclose(sent, [6.5, -3.0], rtol=0, atol=1e-15)
+        d = np.array([6.5, -3.0])
+    else:
+        # the agent sends g; the learner's momentum uses its own d = (0, 1): 0.5 (0, 1) + 0.5 (10, -10)
+        np.testing.assert_array_equal(sent, [10.0, -10.0])
+        d = np.array([5.0, -4.5])
+    np.testing.assert_allclose(reply, [8.0, *(np.array([5.0, 5.0]) + 0.1 * d / np.linalg.norm(d)), *d], atol=1e-15)
+
+
+def test_afedpg_agents_first_message_is_its_gradient():
+    cfg = load(None, ['algo.name="afedpg"'])
+    worker = AFedPGWorker(Context(cfg, 0, spec_of(make_env(cfg.env))), [0])
+    worker.begin(0, np.array([0.0, 1.0, 2.0, 3.0, 4.0]))  # t = 0: no step yet, no momentum to carry
+    worker.sampler.gradient = lambda theta, *_: (theta * 0 + 7.0, 0.0, 0.0, 1)
+    np.testing.assert_array_equal(worker.compute(0), [7.0, 7.0])
+
+
+def test_afedpg_with_one_agent_is_the_same_wherever_the_momentum_is_formed(tmp_path):
+    # one agent always holds the learner's own d, so the two forms compute the same numbers
+    metrics = []
+    for where in ("agent", "learner"):
+        sets = ['algo.name="afedpg"', f'algo.momentum="{where}"', "agents.n=1", "algo.H=30", "algo.M=3"]
+        cfg = load(None, [*sets, "algo.M_init=2", "run.rounds=4", "policy.hidden=[4]", 'time.mode="simulated"'])
+        out = tmp_path / f"{where}.h5"
+        Experiment(
+            cfg, spec_of(make_env(cfg.env)), out, Runtime(), progress=Progress(0, 1, 4, stream=io.StringIO())
+        ).run()
+        metrics.append(read_run(out).metrics)
+    assert metrics[0]["uplink_messages"].sum() == 2 + 3 * 3
+    for name in ("reward", "return", "steps", "sim_time", "eval_return"):
+        np.testing.assert_array_equal(metrics[0][name], metrics[1][name], err_msg=name)
 
 
 def test_malenia_weighs_every_agent_equally_and_rennala_every_gradient():

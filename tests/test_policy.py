@@ -3,8 +3,11 @@
 import numpy as np
 import pytest
 
-from mpidrl.envs import EnvSpec
-from mpidrl.policies import MLP
+from mpidrl.algorithms.es import ESLearner
+from mpidrl.config import load
+from mpidrl.envs import EnvSpec, make_env, spec_of
+from mpidrl.policies import MLP, make_policy, make_stochastic_policy
+from mpidrl.protocols import Context
 
 DISCRETE = EnvSpec(obs_dim=4, discrete_obs=0, n_actions=2, act_dim=0)
 BOX = EnvSpec(
@@ -52,3 +55,16 @@ def test_init_is_scaled_by_fan_in_and_biases_are_zero():
     assert np.all(b0 == 0) and np.all(b1 == 0)
     assert abs(w0.std() - 1 / np.sqrt(4)) < 0.05
     assert abs(w1.std() - 1 / np.sqrt(400)) < 0.01
+
+
+def test_zeros_init_gives_zero_parameters_for_every_policy_and_the_es_learner():
+    cfg = load(None, ['policy.init="zeros"', "policy.hidden=[5]"])
+    for policy in (
+        make_policy(cfg.policy, DISCRETE),
+        *(make_stochastic_policy(cfg.policy, s) for s in (DISCRETE, BOX)),
+    ):
+        np.testing.assert_array_equal(policy.init(np.random.default_rng(0)), np.zeros(policy.size))
+    random = make_policy(load(None, ["policy.hidden=[5]"]).policy, DISCRETE).init(np.random.default_rng(0))
+    assert np.count_nonzero(random) == 4 * 5 + 5 * 2  # the weights, not the biases
+    learner = ESLearner(Context(cfg, 0, spec_of(make_env(cfg.env))))
+    assert learner.theta.size == 4 * 5 + 5 + 5 * 2 + 2 and not learner.theta.any()

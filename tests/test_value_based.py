@@ -1,17 +1,19 @@
 """DQL, EBCDQL and DAVIA: hand-computed updates, the trigger and upload conditions, message sizes,
 learning on Simple Grid, refusal of unsuitable environments, rank-count invariance; ES on grids."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from helpers import mpidrl, mpirun, write_config
 
 from mpidrl import registry, validate
-from mpidrl.algorithms.davia import davia_gradient, predicted_decrease, upload_threshold
+from mpidrl.algorithms.davia import davia_gradient, linear_q, predicted_decrease, upload_threshold
 from mpidrl.algorithms.qlearning import (
     SAMPLE_DTYPE,
     TRANSITION_DTYPE,
     Trajectory,
     exploration_rate,
+    explore_episode,
     pack_trajectory,
     td_update,
     trigger,
@@ -19,7 +21,7 @@ from mpidrl.algorithms.qlearning import (
 )
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, observation_encoder, rollout, spec_of
-from mpidrl.envs.grids import shortest_path_return
+from mpidrl.envs.grids import LEFT, STAY, shortest_path_return
 from mpidrl.policies import MLP, LinearQ
 from mpidrl.policies.qfunctions import greedy_sets
 from mpidrl.protocols import Context
@@ -76,12 +78,12 @@ def test_trajectory_messages_derive_s_next_and_shrink_with_the_episode():
 
 
 def test_ebcdql_trigger_updates_the_level_before_the_test():
-    mask, level = trigger(np.array([1.0, -0.8]), 0.0, beta=0.5, rho=1.3, eps_floor=0.0)
+    mask, level = trigger(np.array([1.0, -0.8]), 0.0, beta=0.5, rho=1.3, floor=0.0)
     # L = 0.5 then 0.65: 1 >= 0.65 sends, 0.8 < 1.3 * 0.65 does not (testing before updating would send it)
     assert mask.tolist() == [True, False] and level == pytest.approx(0.65)
-    mask, level = trigger(np.array([1.0, 0.5, 2.0, 0.0]), 0.0, beta=0.5, rho=1.0, eps_floor=0.1)
+    mask, level = trigger(np.array([1.0, 0.5, 2.0, 0.0]), 0.0, beta=0.5, rho=1.0, floor=0.1)
     assert mask.tolist() == [True, True, True, False] and level == pytest.approx(0.625)
-    mask, _ = trigger(np.array([0.05, 0.2]), 0.0, beta=0.5, rho=0.0, eps_floor=0.1)
+    mask, _ = trigger(np.array([0.05, 0.2]), 0.0, beta=0.5, rho=0.0, floor=0.1)
     assert mask.tolist() == [False, True]  # the floor applies even when rho L is smaller
 
 
@@ -98,6 +100,54 @@ def test_davia_gradient_and_upload_condition_match_hand_computation():
     assert upload_threshold(2.7, 0.5, horizon=3, round=0) == pytest.approx(10.8)
     assert decrease < upload_threshold(2.7, 0.5, 3, 0) and decrease >= upload_threshold(2.7, 0.5, 3, 2)
     assert upload_threshold(2.7, 0.5, 3, 7) == 2.7
+
+
+def test_successor_features_share_a_weight_between_actions_that_reach_the_same_cell():
+    cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', 'algo.name="davia"', 'algo.features="successor"'])
+    model = linear_q(cfg, validate.check(cfg).env_spec)
+    assert model.size == 25 == validate.check(cfg).d
+    # from the corner (0, 0): left, up and stay stay in cell 0, down reaches cell 5, right cell 1
+    assert model.index[0].tolist() == [0, 5, 1, 0, 0] and model.index[12].tolist() == [11, 17, 13, 7, 12]
+    np.testing.assert_array_equal(model.phi[0, LEFT], model.phi[0, STAY])
+    w = np.arange(25.0)
+    np.testing.assert_array_equal(model.table(w), w[model.index])
+    lake = load(None, ['env.id="FrozenLake-v1"', 'algo.name="davia"', 'algo.features="successor"'])
+    model = linear_q(lake, validate.check(lake).env_spec)
+    assert model.size == 16 and model.index[5].tolist() == [4, 9, 6, 1]  # left, down, right, up of (1, 1)
+
+
+def test_davia_gradient_with_successor_features_matches_hand_computation():
+    model = LinearQ(2, 2, "successor", successors=np.array([[0, 1], [0, 1]]))  # action a leads to cell a
+    w = np.array([1.0, 3.0])  # Q(s, 0) = 1, Q(s, 1) = 3 in both states
+    g, features = davia_gradient(
+        model, w, np.array([0, 1, 1]), np.array([1, 1]), np.array([-1.0, 0.0]), np.array([0, 1]), 0.9, 0.1
+    )
+    # both steps use feature 1: residuals 3 + 1 - 0.9 * 3 = 1.3 and 3 (terminal); g = (0, 2.15) + 0.1 w
+    np.testing.assert_allclose(g, [0.1, 2.45])
+    assert features.tolist() == [1, 1]
+    assert predicted_decrease(g, features, step=1.0) == pytest.approx(0.01 + 2.45**2 - 0.5 * 2.45**2)
+
+
+def test_successor_features_need_a_grid_world():
+    taxi = max(k for k in gym.registry if k.startswith("Taxi-"))  # Discrete states, not a grid world
+    cfg = load(None, [f'env.id="{taxi}"', 'algo.name="davia"', 'algo.features="successor"'])
+    with pytest.raises(ConfigError, match=f"algo.features: successor needs a grid world; {taxi}"):
+        validate.check(cfg)
+
+
+def test_greedy_ties_first_takes_the_lowest_tied_action():
+    env = make_env(load(None, ['env.id="mpidrl/SimpleGrid-v0"', "env.max_steps=6"]).env)
+    q = np.zeros((25, 5))
+    q[0, [1, 2]] = 1.0  # down and right tie at the start; everywhere else all five tie
+    runs = {}
+    for first in (False, True):
+        gen = np.random.default_rng(4)
+        runs[first] = explore_episode(env, greedy_sets(q), 5, 0.0, gen, 0, 0.9, first)
+        runs[first, "draws"] = gen.random()  # the same numbers are drawn either way
+    # first: down (1) from the start, then left (0) at every later cell, against the wall
+    assert runs[True].actions.tolist() == [1, 0, 0, 0, 0, 0] and runs[True].states.tolist() == [0, 5, 5, 5, 5, 5, 5]
+    assert runs[False].actions.tolist() != runs[True].actions.tolist() and runs[False].actions[0] in (1, 2)
+    assert runs[False, "draws"] == runs[True, "draws"]
 
 
 def test_exploration_schedule():
@@ -173,6 +223,25 @@ def test_ebcdql_worker_state_round_trips():
     other = registry.lookup("ebcdql").worker(ctx, [1, 2])
     other.load_state_dict(state)
     assert other.level == worker.level and worker.level[1] > 0 and worker.level[2] == 0
+
+
+def test_ebcdql_trigger_floor_can_be_the_exploration_rate():
+    base = ['algo.name="ebcdql"', 'env.id="mpidrl/SimpleGrid-v0"', "agents.n=2", "algo.rho=1e-9", "algo.beta=1.0"]
+    q = np.random.default_rng(3).uniform(-3, 0, 125)  # TD errors of every size
+
+    def messages(*sets):
+        cfg = load(None, [*base, *sets])
+        worker = registry.lookup("ebcdql").worker(Context(cfg, 0, validate.check(cfg).env_spec), [0, 1])
+        worker.receive(q)
+        return [worker.act(k, a).message for k in (0, 60) for a in (0, 1)]
+
+    # explore 0.8 in round 0 and 0.2 in round 60: the floor follows the rate, not eps_floor
+    schedule = ["algo.explore_start=0.8", "algo.explore_end=0.2"]
+    by_rate = messages(*schedule, 'algo.trigger_floor="exploration"', "algo.eps_floor=5.0")
+    fixed = [messages(*schedule, f"algo.eps_floor={floor}") for floor in (0.8, 0.2)]
+    for got, want in zip(by_rate, fixed[0][:2] + fixed[1][2:]):
+        np.testing.assert_array_equal(got, want)
+    assert sum(len(m) for m in fixed[1][:2]) > sum(len(m) for m in fixed[0][:2]) > 0  # the floor matters
 
 
 @pytest.mark.mpi

@@ -1,25 +1,54 @@
 """AFedPG (asynchronous federated policy gradient; reconstructed), without MPI.
 
-The learner updates on every single arriving gradient with the NIGT step (momentum and normalised
-ascent) and replies to that agent with its current state (t, theta, d). The agent computes its next
-gradient at the lookahead point of the state it holds, locally::
+Every single arriving message makes the learner take one normalised ascent step, and the learner replies
+to that agent with its state (t, theta, d). The agent holds the last state it received and computes,
+locally, the lookahead point of that state::
 
     theta_prev = theta - alpha d / ||d||        (the step that produced theta)
     theta_tilde = theta + ((1 - eta) / eta) (theta - theta_prev)
 
-so one gradient costs one round trip. Gradients are stale by the updates that happened while the agent
-computed. A round of the run file is M learner updates; at a round's end, gradients in flight are
-dropped and every agent restarts from the learner's state (broadcast), as the aggregation rounds do.
+and a GPOMDP gradient g there, so one gradient costs one round trip. Where the momentum
+d = (1 - eta) d + eta g is formed is ``[algo] momentum``:
+
+- "agent" (the specification, algorithms.md: agents compute the lookahead and the momentum locally): the
+  agent forms d from the d of the state it holds and sends d (d floats, as a gradient); the learner
+  steps theta += alpha d / ||d|| along the received d and keeps it as its own.
+- "learner": the agent sends g and the learner applies the momentum to its own d, fresher than the
+  agent's by the updates that happened while the agent computed.
+
+Either way the messages are stale by those updates. A round of the run file is M learner updates; at a
+round's end, messages in flight are dropped and every agent restarts from the learner's state
+(broadcast), as the aggregation rounds do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from mpidrl.algorithms.nigt import NIGT, AgentSampler, NIGTState, initial_theta, round_m, round_result
+from mpidrl.algorithms.nigt import (
+    NIGT,
+    AgentSampler,
+    NIGTParams,
+    NIGTState,
+    initial_theta,
+    momentum,
+    round_m,
+    round_result,
+)
 from mpidrl.protocols import AgentResult, Context, RoundTripLearner, RoundTripWorker
+
+
+@dataclass(frozen=True)
+class AFedPGParams(NIGTParams):
+    """AFedPG (reconstructed): one round trip per gradient, the learner steps on every arrival; M updates a round."""
+
+    momentum: Literal["agent", "learner"] = "agent"
+    """where d = (1 - eta) d + eta g is formed: "agent" (from the d the agent last received; it sends d) or
+    "learner" (the agent sends g; the learner's own d)"""
 
 
 def pack_state(nigt: NIGT) -> np.ndarray:
@@ -27,10 +56,15 @@ def pack_state(nigt: NIGT) -> np.ndarray:
     return np.concatenate([[float(nigt.t)], nigt.theta, nigt.d])
 
 
+def unpack_state(state: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(t, theta, d) of a reply."""
+    size = (state.size - 1) // 2
+    return int(state[0]), state[1 : 1 + size], state[1 + size :]
+
+
 def lookahead(state: np.ndarray, eta: float, alpha: float) -> np.ndarray:
     """The agent's query point from a reply [t, theta, d]."""
-    size = (state.size - 1) // 2
-    t, theta, d = int(state[0]), state[1 : 1 + size], state[1 + size :]
+    t, theta, d = unpack_state(state)
     norm = float(np.linalg.norm(d))
     if t == 0 or norm == 0:
         return theta.copy()
@@ -38,13 +72,21 @@ def lookahead(state: np.ndarray, eta: float, alpha: float) -> np.ndarray:
 
 
 class AFedPGLearner(NIGTState, RoundTripLearner):
-    """The learner: one NIGT step per arriving gradient, replying with [t, theta, d]."""
+    """The learner: one normalised step per arriving message, replying with [t, theta, d]."""
+
+    def __init__(self, ctx: Context):
+        super().__init__(ctx)
+        self.agent_momentum = ctx.cfg.algo.momentum == "agent"
 
     def downlink(self) -> np.ndarray:
         return pack_state(self.nigt)
 
-    def apply(self, g: np.ndarray) -> np.ndarray:
-        self.nigt.step(g)
+    def apply(self, message: np.ndarray) -> np.ndarray:
+        """Step along an agent's d ("agent" momentum) or take the NIGT step on its g ("learner")."""
+        if self.agent_momentum:
+            self.nigt.move(message.copy())
+        else:
+            self.nigt.step(message)
         return pack_state(self.nigt)
 
 
@@ -75,13 +117,16 @@ class AFedPGWorker(RoundTripWorker):
         self.state[agent] = state.copy()
 
     def compute(self, agent: int) -> np.ndarray:
-        """The agent's next gradient at the lookahead of the state it holds."""
+        """The agent's next message from the state it holds: g at the lookahead, or the momentum d."""
         algo = self.ctx.cfg.algo
         point = lookahead(self.state[agent], algo.eta, algo.alpha)
         k = len(self.returns[agent])
         g, disc, ret, steps = self.sampler.gradient(point, self.round, agent, k)
         self.returns[agent].append((disc, ret, steps))
-        return g
+        if algo.momentum == "learner":
+            return g
+        t, _, d = unpack_state(self.state[agent])
+        return momentum(d, g, t, algo.eta)
 
     def result(self, agent: int, applied: int) -> AgentResult:
         return round_result(self.returns[agent], applied)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mpidrl import rng
-from mpidrl.algorithms.davia import davia_gradients, predicted_decreases, upload_threshold
+from mpidrl.algorithms.davia import davia_gradients, linear_q, predicted_decreases, upload_threshold
 from mpidrl.algorithms.es import perturbation
 from mpidrl.algorithms.qlearning import (
     _DRAWS,
@@ -39,6 +39,7 @@ from mpidrl.algorithms.qlearning import (
     TRANSITION_DTYPE,
     exploration_rate,
     td_update,
+    trigger_floor,
 )
 from mpidrl.config import Config, ConfigError
 from mpidrl.envs import EnvSpec
@@ -172,6 +173,7 @@ class BatchValueWorker(GridBatchWorker):
         cumulative = np.cumsum(best, axis=2)
         count = cumulative[:, :, -1]
         epsilon = exploration_rate(self.cfg.algo, round)
+        first = self.cfg.algo.greedy_ties == "first"
         draws = ExplorationDraws(
             self.cfg.run.seed, np.array(self.trials)[self.env_trial], self.env_agent, round, q.shape[2]
         )
@@ -180,7 +182,8 @@ class BatchValueWorker(GridBatchWorker):
         def policy(t: int, envs: np.ndarray, states: np.ndarray) -> np.ndarray:
             explore, random_actions, ties = draws.at(t, envs)
             b = env_trial[envs]
-            pick = (ties * count[b, states]).astype(np.int64)  # the pick-th of the tied greedy actions
+            # the pick-th of the tied greedy actions (the 0-th: the first)
+            pick = np.zeros(len(envs), np.int64) if first else (ties * count[b, states]).astype(np.int64)
             greedy = np.argmax(cumulative[b, states] > pick[:, None], axis=1)
             return np.where(explore < epsilon, random_actions, greedy)
 
@@ -226,11 +229,11 @@ class BatchEBCDQLWorker(BatchValueWorker):
         ep = self.episodes(round)
         deltas = np.abs(self.td_errors(ep))
         sent = np.zeros(deltas.shape, bool)
-        level = self.level
+        level, floor = self.level, trigger_floor(p, round)
         for t in range(deltas.shape[1]):  # the trigger of qlearning.trigger, for every episode at once
             live = t < ep.steps
             level = np.where(live, (1.0 - p.beta) * level + p.beta * deltas[:, t], level)
-            sent[:, t] = live & (deltas[:, t] >= np.maximum(p.rho * level, p.eps_floor))
+            sent[:, t] = live & (deltas[:, t] >= np.maximum(p.rho * level, floor))
         self.level = level
         flat = np.zeros(int(sent.sum()), SAMPLE_DTYPE)
         last = np.arange(deltas.shape[1]) == ep.steps[:, None] - 1
@@ -253,13 +256,21 @@ class BatchEBCDQLWorker(BatchValueWorker):
 class BatchDAVIAWorker(BatchValueWorker):
     """g of every episode (:func:`mpidrl.algorithms.davia.davia_gradients`), sent when the condition holds."""
 
+    def __init__(self, cfg: Config, trials: Sequence[int], agents: Sequence[int], env_spec: EnvSpec):
+        super().__init__(cfg, trials, agents, env_spec)
+        self.model = linear_q(cfg, env_spec)
+
+    def tables(self) -> np.ndarray:
+        """[B, n_states, n_actions] Q = w[feature of (s, a)] of each trial (features are one-hot)."""
+        return self.payload[:, self.model.index]
+
     def act(self, round: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
         p = self.cfg.algo
         ep = self.episodes(round)
         w = self.payload[self.env_trial]
         g, index = davia_gradients(
             w,
-            self.env_spec.n_actions,
+            self.model.index,
             ep.states,
             ep.actions,
             ep.rewards,

@@ -87,7 +87,7 @@ DAVIA = AlgorithmSpec(
     protocol=SyncRounds,
     wire=Wire(uplink_kind="gradient", downlink_kind="weights"),
     diagnostics=("decrease",),
-    check=qlearning.check_tabular,
+    check=davia.check,
     policy_size=davia.weight_count,
     batch=Batched(worker=batched.BatchDAVIAWorker, learner=BatchLearner, check=batched.check_grid),
     example={**SMALL_GRID, "algo": {"lam": 0.055, "horizon": 4, "rho": 0.9}},
@@ -115,9 +115,10 @@ RENNALA = _nigt(nigt.RennalaWorker)
 MALENIA = _nigt(nigt.MaleniaWorker)
 
 AFEDPG = AlgorithmSpec(
-    doc="AFedPG (asynchronous federated policy gradient; reconstructed): the learner takes a NIGT step on "
-    "every arriving gradient and replies to its agent; M updates make a round.",
-    params=nigt.NIGTParams,
+    doc="AFedPG (asynchronous federated policy gradient; reconstructed): agents compute the lookahead and "
+    "(by default) the momentum locally; the learner takes a normalised step on every arriving message and "
+    "replies to its agent; M updates make a round.",
+    params=afedpg.AFedPGParams,
     learner=afedpg.AFedPGLearner,
     worker=afedpg.AFedPGWorker,
     protocol=RoundTrips,

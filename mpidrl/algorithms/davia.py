@@ -1,7 +1,10 @@
 """DAVIA (report 2.4.3, Gatsis 2021): linear Q-learning with thresholded gradient uploads.
 
-The learner holds the weights w of Q(s, a) = w . phi(s, a) (one-hot features by default) and broadcasts
-them every round. Agent i runs one epsilon-greedy episode of T steps with them and computes
+The learner holds the weights w of Q(s, a) = w . phi(s, a) and broadcasts them every round. Both
+feature maps are one-hot, phi(s, a) = e_{index[s, a]} (:class:`~mpidrl.policies.qfunctions.LinearQ`):
+one feature per (s, a) ("onehot", the specification's), or one per cell, the cell the action's move
+leads to ("successor", wind and slipping ignored, as the report authors' code did). Agent i runs one
+epsilon-greedy episode of T steps with the broadcast w and computes
 
     g = (1/T) sum_t phi_t (w . phi_t - r_t - gamma max_a' w . phi(s_{t+1}, a')) + reg w
     A = (1/T) sum_t phi_t phi_t^T
@@ -12,7 +15,7 @@ predicted decrease of the objective from a step eps along g is large enough:
     g^T (I - (eps/2) A) g >= lambda / rho^max(N - 1 - k, 0),    k the episode (round) index.
 
 g^T A g is computed as ||F g||^2 / T with F the [T, d] feature rows, so A is never formed; with one-hot
-features F g picks one entry of g per step and F^T x sums x per (s, a), so F is never formed either.
+features F g picks one entry of g per step and F^T x sums x per feature, so F is never formed either.
 Every sum runs in a fixed order (over the steps, then over the d entries of g . g) whether one episode
 or a batch of them is computed (``[run] trial_batch``), so both give the same bits. The learner
 steps w <- w - eps * mean of the received g, or keeps w when nothing arrived.
@@ -28,9 +31,10 @@ from typing import Literal
 
 import numpy as np
 
-from mpidrl.algorithms.qlearning import Exploration, ValueWorker
-from mpidrl.config import Config, require
-from mpidrl.envs import EnvSpec
+from mpidrl.algorithms.qlearning import Exploration, ValueWorker, check_tabular
+from mpidrl.config import Config, ConfigError, require
+from mpidrl.envs import EnvSpec, make_env
+from mpidrl.envs.grids import successor_cells
 from mpidrl.policies.qfunctions import LinearQ, greedy_actor
 from mpidrl.protocols import AgentResult, Context, SyncLearner
 
@@ -49,8 +53,10 @@ class DAVIAParams(Exploration):
     """N, the planned number of episodes in the upload condition"""
     reg: float = 1e-3
     """L2 regularisation of the weights in the gradient"""
-    features: Literal["onehot"] = "onehot"
-    """feature map phi(s, a) of the linear action-value function"""
+    features: Literal["onehot", "successor"] = "onehot"
+    """feature map phi(s, a) of the linear action-value function: "onehot" of (s, a) (d = states x actions), or
+    "successor", one-hot of the cell the action's move leads to (wind and slipping ignored; d = states; actions
+    reaching the same cell share a weight; grid worlds only)"""
 
     def check(self, key: str) -> None:
         require(self.step > 0, f"{key}.step", f"must be > 0, got {self.step}")
@@ -69,7 +75,7 @@ class DAVIAParams(Exploration):
 
 def davia_gradients(
     w: np.ndarray,
-    n_actions: int,
+    features: np.ndarray,
     states: np.ndarray,
     actions: np.ndarray,
     rewards: np.ndarray,
@@ -78,17 +84,18 @@ def davia_gradients(
     gamma: float,
     reg: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """g of E episodes with one-hot features, and each step's feature index s * n_actions + a.
+    """g of E episodes with one-hot features, and each step's feature index ``features[s, a]``.
 
-    w is [E, d] (each episode's weights), states [E, T + 1], actions and rewards [E, T], steps and
+    w is [E, d] (each episode's weights), ``features`` [n_states, n_actions] the feature of each
+    state-action pair (:attr:`LinearQ.index`), states [E, T + 1], actions and rewards [E, T], steps and
     terminated [E] (episodes padded to the longest). Every sum runs over the steps in order, so an
     episode's g does not depend on the others in the batch.
     """
     n_envs, d = w.shape
     valid = np.arange(actions.shape[1]) < steps[:, None]
-    index = states[:, :-1] * n_actions + actions
+    index = features[states[:, :-1], actions]
     rows = np.arange(n_envs)[:, None]
-    q_next = w.reshape(n_envs, -1, n_actions)[rows, states[:, 1:]].max(axis=2)
+    q_next = w[rows[:, :, None], features[states[:, 1:]]].max(axis=2)
     last = np.arange(actions.shape[1]) == steps[:, None] - 1
     bootstrap = np.where(last & terminated[:, None], 0.0, q_next)
     residual = w[rows, index] - rewards - gamma * bootstrap
@@ -120,7 +127,7 @@ def davia_gradient(
     steps' feature indices (:func:`davia_gradients` for a batch of one)."""
     g, index = davia_gradients(
         w[None],
-        model.n_actions,
+        model.index,
         states[None],
         actions[None],
         rewards[None],
@@ -142,12 +149,32 @@ def upload_threshold(lam: float, rho: float, horizon: int, round: int) -> float:
     return lam / rho ** max(horizon - 1 - round, 0)
 
 
+def linear_q(cfg: Config, env_spec: EnvSpec) -> LinearQ:
+    """The linear action-value function of ``[algo] features`` on the configured environment."""
+    successors = None
+    if cfg.algo.features == "successor":
+        env = make_env(cfg.env)
+        try:
+            successors = successor_cells(env)
+        except ValueError as exc:
+            raise ConfigError(f"algo.features: successor needs a grid world; {cfg.env.id}: {exc}") from None
+        finally:
+            env.close()
+    return LinearQ(env_spec.discrete_obs, env_spec.n_actions, cfg.algo.features, successors)
+
+
+def check(cfg: Config, env_spec: EnvSpec) -> None:
+    """A table over states and actions, and successor cells if the features need them."""
+    check_tabular(cfg, env_spec)
+    linear_q(cfg, env_spec)
+
+
 class DAVIALearner(SyncLearner):
     """Holds w; steps it against the mean of the received gradients."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.model = LinearQ(ctx.env_spec.discrete_obs, ctx.env_spec.n_actions, ctx.cfg.algo.features)
+        self.model = linear_q(ctx.cfg, ctx.env_spec)
         self.w = self.model.init()
 
     def downlink(self) -> np.ndarray:
@@ -174,7 +201,7 @@ class DAVIAWorker(ValueWorker):
 
     def __init__(self, ctx: Context, agents: Sequence[int]):
         super().__init__(ctx, agents)
-        self.model = LinearQ(ctx.env_spec.discrete_obs, ctx.env_spec.n_actions, ctx.cfg.algo.features)
+        self.model = linear_q(ctx.cfg, ctx.env_spec)
         self.w = self.model.init()
 
     def table(self, payload: np.ndarray) -> np.ndarray:
@@ -194,4 +221,4 @@ class DAVIAWorker(ValueWorker):
 
 def weight_count(cfg: Config, env_spec: EnvSpec) -> int:
     """d of the linear action-value function."""
-    return LinearQ(env_spec.discrete_obs, env_spec.n_actions, cfg.algo.features).size
+    return LinearQ.feature_count(env_spec.discrete_obs, env_spec.n_actions, cfg.algo.features)

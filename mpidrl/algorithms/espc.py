@@ -18,6 +18,17 @@ agents communicate. The report (section 4.4) writes p as the integral of the nor
 and divides by the variance instead of the std; both are typos, we use Phi and the std
 (the algorithm specification, algorithms.md).
 
+Two options give the report authors' code instead (their defaults are the specification's):
+
+- ``binomial_tail``: which tail p_comm is. "exact", P[Bi(n-1, p) >= n-m], E = m/n; "shifted",
+  P[Bi(n-1, p) >= n-m+1] (one more success: the CartPole/Ant code's ``1 - binom.cdf(n-m, n-1, p)``),
+  E = (m-1)/n; "all_agents", P[Bi(n, p) >= n-m] (the grid-world code's ``1 - binom.cdf(n-m-1, n, p)``,
+  the agent counted among the others), E = (m+1)/(n+1). Each E is over p uniform on [0, 1]
+  (:func:`expected_comm_fraction`).
+- ``zero_std``: what a window with std 0 does (always so in the first round). "one" standardises with
+  s = 1 (z = 0); "silent" sends nothing (p_comm = 0), which is what the grid-world code's division by
+  zero did (a NaN probability, so no send), without the NaN.
+
 ES-fixed, the baseline: every agent sends with probability m/n, with the same uniform draw as ESPC.
 Both report the diagnostics ``utility`` and ``p_comm`` per agent per round.
 """
@@ -26,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy.special import bdtrc, ndtr
@@ -61,6 +72,11 @@ class ESPCParams(ESFixedParams):
 
     k: int = 5
     """horizon: the rolling mean and std of utility are over the agent's last k utilities (current included)"""
+    binomial_tail: Literal["exact", "shifted", "all_agents"] = "exact"
+    """p_comm from p: "exact" P[Bi(n-1, p) >= n-m] (E[p_comm] = m/n); "shifted" P[Bi(n-1, p) >= n-m+1]
+    (E = (m-1)/n); "all_agents" P[Bi(n, p) >= n-m] (E = (m+1)/(n+1))"""
+    zero_std: Literal["one", "silent"] = "one"
+    """a window whose utilities have std 0 (the first round): "one" uses std 1 (z = 0), "silent" does not send"""
 
     def check(self, key: str) -> None:
         super().check(key)
@@ -78,28 +94,52 @@ def standardize(u: float, window: np.ndarray) -> float:
     return (u - float(np.mean(window))) / (s if s > 0 else 1.0)
 
 
-def comm_probability(p: float | np.ndarray, n: int, m: int) -> float | np.ndarray:
-    """p_comm = P[Binomial(n-1, p) >= n-m] = ``binom.sf(n-m-1, n-1, p)``; 1 when m = n."""
-    if m >= n:
+def binomial_tail(n: int, m: int, tail: str = "exact") -> tuple[int, int]:
+    """(trials, successes needed) of p_comm = P[Bi(trials, p) >= needed] for a ``binomial_tail`` option."""
+    if tail == "exact":
+        return n - 1, n - m
+    if tail == "shifted":
+        return n - 1, n - m + 1
+    if tail == "all_agents":
+        return n, n - m
+    raise ValueError(f"unknown binomial tail {tail!r}")
+
+
+def comm_probability(p: float | np.ndarray, n: int, m: int, tail: str = "exact") -> float | np.ndarray:
+    """p_comm = P[Bi(trials, p) >= needed] (:func:`binomial_tail`); "exact": ``binom.sf(n-m-1, n-1, p)``,
+    1 when m = n."""
+    trials, needed = binomial_tail(n, m, tail)
+    if needed <= 0:
         return np.ones_like(p) if isinstance(p, np.ndarray) else 1.0
-    return bdtrc(n - m - 1, n - 1, p)
+    return bdtrc(needed - 1, trials, p)
 
 
-def stationary_comm_fraction(n: int, m: int, k: int) -> float:
+def expected_comm_fraction(n: int, m: int, tail: str = "exact") -> float:
+    """E[p_comm] for p uniform on [0, 1] (z standard normal): m/n, (m-1)/n or (m+1)/(n+1) by ``tail``.
+
+    Each binomial probability mass integrates to 1/(trials+1) over p, and the tail sums trials+1-needed
+    of them.
+    """
+    trials, needed = binomial_tail(n, m, tail)
+    return min(max(trials + 1 - needed, 0), trials + 1) / (trials + 1)
+
+
+def stationary_comm_fraction(n: int, m: int, k: int, tail: str = "exact", zero_std: str = "one") -> float:
     """E[p_comm] when the agent's utilities are i.i.d. normal and the window holds k of them.
 
     The window includes the current utility, so z is not standard normal: z^2 / (k-1) ~ Beta(1/2, (k-2)/2)
     with a symmetric sign (the internally studentized residual), |z| <= sqrt(k-1). Only as k grows does
-    this approach m/n. k = 1 gives z = 0 (the first-round value forever); k = 2 gives z = +-1.
+    this approach :func:`expected_comm_fraction`. k = 1 gives std 0 for ever: z = 0 (the first-round
+    value) with ``zero_std = "one"``, no sends with "silent"; k = 2 gives z = +-1.
     """
     from scipy.integrate import quad
     from scipy.special import beta
 
     def sym(z: float) -> float:
-        return 0.5 * (comm_probability(ndtr(z), n, m) + comm_probability(ndtr(-z), n, m))
+        return 0.5 * (comm_probability(ndtr(z), n, m, tail) + comm_probability(ndtr(-z), n, m, tail))
 
     if k == 1:
-        return float(comm_probability(0.5, n, m))
+        return 0.0 if zero_std == "silent" else float(comm_probability(0.5, n, m, tail))
     if k == 2:
         return float(sym(1.0))
     # with t = |z| / sqrt(k-1) in [0, 1], t has density 2 (1-t)^a (1+t)^a / B(1/2, (k-2)/2), a = (k-4)/2
@@ -144,9 +184,14 @@ class ESPCWorker(ESWorker):
         return row[row.size - self.count[j] :]
 
     def decide(self, round: int, agent: int, f: float, eps: np.ndarray) -> tuple[bool, tuple[float, ...]]:
+        algo = self.ctx.cfg.algo
         u = utility(f, eps)
-        z = standardize(u, self.remember(agent, u))
-        p_comm = float(comm_probability(float(ndtr(z)), self.ctx.n, self.ctx.cfg.algo.m))
+        window = self.remember(agent, u)
+        if algo.zero_std == "silent" and float(np.std(window)) == 0.0:
+            p_comm = 0.0
+        else:
+            z = standardize(u, window)
+            p_comm = float(comm_probability(float(ndtr(z)), self.ctx.n, algo.m, algo.binomial_tail))
         return uniform_draw(self.ctx, round, agent) < p_comm, (u, p_comm)
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -69,6 +69,11 @@ class NIGTParams(AlgoParams):
         require(self.H >= 1, f"{key}.H", f"must be >= 1, got {self.H}")
 
 
+def momentum(d: np.ndarray, g: np.ndarray, t: int, eta: float) -> np.ndarray:
+    """NIGT's d = (1 - eta) d + eta g after t steps; g itself before the first."""
+    return g.copy() if t == 0 else (1.0 - eta) * d + eta * g
+
+
 class NIGT:
     """The NIGT state (theta, theta_prev, d, t) and its update; ascent on the return."""
 
@@ -87,7 +92,11 @@ class NIGT:
 
     def step(self, g: np.ndarray) -> None:
         """Momentum on ``g`` and the normalised step (no move when d = 0)."""
-        self.d = g.copy() if self.t == 0 else (1.0 - self.eta) * self.d + self.eta * g
+        self.move(momentum(self.d, g, self.t, self.eta))
+
+    def move(self, d: np.ndarray) -> None:
+        """The normalised step theta += alpha d / ||d|| along a direction formed elsewhere; d is kept."""
+        self.d = d
         norm = float(np.linalg.norm(self.d))
         self.theta_prev = self.theta
         self.theta = self.theta + (self.alpha / norm) * self.d if norm > 0 else self.theta.copy()

@@ -13,7 +13,9 @@ episodes get shorter.
 
 Uplink, EBCDQL: the agent computes each step's TD error delta with its copy of Q, updates its trigger
 level L <- (1 - beta) L + beta |delta| (L starts at 0 and lives across rounds) and keeps the step only if
-|delta| >= max(rho L, eps_floor). Kept steps are rarely consecutive, so each :data:`SAMPLE_DTYPE`
+|delta| >= max(rho L, floor), the floor being ``eps_floor`` (the specification keeps it apart from the
+exploration rate) or, with ``trigger_floor = "exploration"``, the round's exploration rate (the report
+authors' code used one epsilon for both). Kept steps are rarely consecutive, so each :data:`SAMPLE_DTYPE`
 record carries its own s' (14 bytes a sample); an episode without a triggered step sends nothing.
 
 Learner (both): every received sample's TD error is computed with the Q of the round (the one the
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
@@ -45,6 +48,9 @@ class Exploration(AlgoParams):
     """exploration rate subtracted per round (one episode per agent per round)"""
     explore_end: float = 0.05
     """floor of the exploration rate"""
+    greedy_ties: Literal["random", "first"] = "random"
+    """how a greedy choice between actions of equal value is made: uniformly at random, or the first in action
+    order (numpy's argmax; the same random numbers are drawn either way)"""
 
     def check(self, key: str) -> None:
         for name in ("explore_start", "explore_end"):
@@ -77,9 +83,12 @@ class EBCDQLParams(DQLParams):
     beta: float = 0.3
     """trigger level filter: L <- (1 - beta) L + beta |delta| (report range 0.05-0.6)"""
     rho: float = 1.1
-    """a sample is sent when |delta| >= max(rho L, eps_floor) (report range 0.9-1.3)"""
+    """a sample is sent when |delta| >= max(rho L, floor) (report range 0.9-1.3)"""
     eps_floor: float = 0.01
-    """smallest |TD error| ever sent"""
+    """smallest |TD error| ever sent (with trigger_floor "eps_floor")"""
+    trigger_floor: Literal["eps_floor", "exploration"] = "eps_floor"
+    """the floor of the trigger |delta| >= max(rho L, floor): eps_floor, or the round's exploration rate
+    (one epsilon as both exploration rate and floor)"""
 
     def check(self, key: str) -> None:
         require(0 < self.alpha <= 1, f"{key}.alpha", f"must be in (0, 1], got {self.alpha}")
@@ -145,11 +154,13 @@ def explore_episode(
     gen: np.random.Generator,
     seed: int,
     gamma: float,
+    first: bool = False,
 ) -> Trajectory:
     """Run one episode: a uniform random action with probability ``epsilon``, else a greedy one.
 
     ``greedy[s]`` lists the actions of maximal Q at s; ties are broken uniformly with ``gen``, so a
-    zero-initialised Q starts with a uniform random walk instead of always the first action.
+    zero-initialised Q starts with a uniform random walk instead of always the first action, or, with
+    ``first``, go to the first of them (the tie draw is still taken, so the streams stay aligned).
     """
     s, _ = env.reset(seed=seed)
     states, actions, rewards = [int(s)], [], []
@@ -164,7 +175,7 @@ def explore_episode(
             a = random_actions[i]
         else:
             best = greedy[states[-1]]
-            a = best[int(tie[i] * len(best))]
+            a = best[0] if first else best[int(tie[i] * len(best))]
         i += 1
         s, r, terminated, truncated, _ = env.step(a)
         r = float(r)
@@ -229,16 +240,21 @@ def td_update(q: np.ndarray, samples: Sequence[np.ndarray], alpha: float, gamma:
     q.reshape(-1)[hit] += alpha * sums[hit] / counts[hit]
 
 
-def trigger(deltas: np.ndarray, level: float, beta: float, rho: float, eps_floor: float) -> tuple[np.ndarray, float]:
+def trigger(deltas: np.ndarray, level: float, beta: float, rho: float, floor: float) -> tuple[np.ndarray, float]:
     """EBCDQL's event trigger over an episode's TD errors; returns the mask of sent steps and the new L.
 
-    For each step in order: L <- (1 - beta) L + beta |delta|, then send if |delta| >= max(rho L, eps_floor).
+    For each step in order: L <- (1 - beta) L + beta |delta|, then send if |delta| >= max(rho L, floor).
     """
     mask = np.zeros(len(deltas), bool)
     for t, d in enumerate(np.abs(deltas).tolist()):
         level = (1.0 - beta) * level + beta * d
-        mask[t] = d >= max(rho * level, eps_floor)
+        mask[t] = d >= max(rho * level, floor)
     return mask, level
+
+
+def trigger_floor(params: object, round: int) -> float:
+    """The smallest |TD error| EBCDQL sends in ``round``."""
+    return exploration_rate(params, round) if params.trigger_floor == "exploration" else params.eps_floor
 
 
 def check_tabular(cfg: Config, spec: EnvSpec) -> None:
@@ -318,7 +334,10 @@ class ValueWorker(SyncWorker):
         gen = rng.generator(ctx.seed, ctx.trial, rng.Stream.EXPLORE, round, agent)
         seed = rng.reset_seed(ctx.seed, ctx.trial, round, agent)
         epsilon = exploration_rate(ctx.cfg.algo, round)
-        return explore_episode(self.envs[agent], self.greedy, self.q.shape[1], epsilon, gen, seed, ctx.cfg.env.gamma)
+        first = ctx.cfg.algo.greedy_ties == "first"
+        return explore_episode(
+            self.envs[agent], self.greedy, self.q.shape[1], epsilon, gen, seed, ctx.cfg.env.gamma, first
+        )
 
     @staticmethod
     def result(traj: Trajectory, message: np.ndarray | None, diagnostics: tuple[float, ...] = ()) -> AgentResult:
@@ -345,7 +364,7 @@ class EBCDQLWorker(ValueWorker):
         traj = self.episode(round, agent)
         s, s2, terminal = traj.states[:-1], traj.states[1:], traj.terminals()
         deltas = td_errors(self.q, s, traj.actions, traj.rewards, s2, terminal, gamma)
-        mask, self.level[agent] = trigger(deltas, self.level[agent], p.beta, p.rho, p.eps_floor)
+        mask, self.level[agent] = trigger(deltas, self.level[agent], p.beta, p.rho, trigger_floor(p, round))
         message = None
         if mask.any():
             message = np.zeros(int(mask.sum()), SAMPLE_DTYPE)

@@ -109,6 +109,9 @@ class PolicyConfig:
     """hidden layer sizes"""
     activation: Literal["tanh", "relu"] = "tanh"
     """hidden activation"""
+    init: Literal["random", "zeros"] = "random"
+    """initial parameters of every trial: "random" (W ~ N(0, 1/fan_in), b = 0; stochastic policies' output layer
+    100 times smaller) or "zeros" (all parameters 0, as the report authors' CartPole/Ant code)"""
 
     def check(self, key: str) -> None:
         for i, h in enumerate(self.hidden):

@@ -8,8 +8,8 @@ random grids, the same random numbers. A random grid draws them from the ``np_ra
 ``reset(seed=...)`` gives the environment (``gymnasium.utils.seeding.np_random``); each environment of
 the batch keeps such a generator and takes its uniforms in the order the environment would:
 
-- Windy Grid: after each move, one uniform for the push up, then one for the push left (only for
-  pushes whose probability is above 0).
+- Windy Grid: after each move, one uniform per push of the wind, in the wind's order (only for pushes
+  whose probability is above 0).
 - slippery Frozen Lake: one uniform at reset (the start state's draw), then one per step, also for
   ``stay`` (``categorical_sample`` draws even from a single outcome); the outcome is the first whose
   cumulative probability exceeds it, as in Gymnasium. The deterministic lake needs no draws.
@@ -49,12 +49,11 @@ class GridBatch:
             self.cumulative = np.ones(moves.shape + (1,))
             self.reward = np.where(moves == base.goal, 0.0, -1.0)[:, :, None]
             self.terminal = (moves == base.goal)[:, :, None]
-            self.pushes = [(p, kind) for p, kind in ((base.wind_up, "up"), (base.wind_left, "left")) if p > 0]
-            self.cols = base.cols
+            self.pushes = [(p, shift, np.array(inside)) for p, shift, inside in base.pushes]
             self.reset_draws = 0
         elif isinstance(base, FrozenLakeEnv):
             self._from_transitions(base.P, base.action_space.n)
-            self.pushes, self.cols = [], base.ncol
+            self.pushes = []
             # a slippery lake draws at reset and at every step; on a deterministic one the draws decide nothing
             self.reset_draws = 1 if self.next.shape[2] > 1 else 0
             if int(np.argmax(np.cumsum(base.initial_state_distrib) > 0.5)) != 0:
@@ -110,13 +109,10 @@ class GridBatch:
         nxt = self.next[states, actions, j]
         reward, terminal = self.reward[states, actions, j], self.terminal[states, actions, j]
         if self.pushes:
-            for p, kind in self.pushes:
+            for p, shift, inside in self.pushes:
                 push = self._uniform(envs, position) < p
                 position += 1
-                if kind == "up":
-                    nxt = np.where(push & (nxt >= self.cols), nxt - self.cols, nxt)
-                else:
-                    nxt = np.where(push & (nxt % self.cols != 0), nxt - 1, nxt)
+                nxt = np.where(push & inside[nxt], nxt + shift, nxt)
             terminal = nxt == self.n_states - 1
             reward = np.where(terminal, 0.0, -1.0)
         return nxt, reward, terminal

@@ -7,10 +7,13 @@ All three share one action set, in Gymnasium's FrozenLake order with a fifth act
 - ``mpidrl/SimpleGrid-v0``: 5x5, start top-left, goal bottom-right, reward -1 per step and 0 on the
   step that reaches the goal, which terminates the episode. The shortest path has 8 steps, so the
   optimal undiscounted return is -7 and the optimal discounted one -(1 - gamma^7) / (1 - gamma).
-- ``mpidrl/WindyGrid-v0``: Simple Grid where, after the action's move, the agent is pushed one square
-  up with probability ``wind_up`` and, independently, one square left with probability ``wind_left``
-  (both 0.3), each clipped at the walls. The wind is drawn from the environment's ``np_random``, so
-  ``reset(seed=...)`` fixes it.
+- ``mpidrl/WindyGrid-v0``: Simple Grid where, after the action's move, the wind pushes the agent: by
+  default one square up with probability 0.3 and, independently, one square left with probability 0.3,
+  both away from the goal. The ``wind`` keyword gives the pushes as (direction, probability) pairs,
+  applied in order, each an independent draw and each clipped at the walls: ``wind = [["down", 0.3],
+  ["left", 0.3]]`` is the wind of the report authors' code (one push towards the goal, one away; see
+  docs/reproduction.md). The wind is drawn from the environment's ``np_random``, so ``reset(seed=...)``
+  fixes it.
 - ``mpidrl/FrozenLake5x5-v0``: Gymnasium's FrozenLake-v1 dynamics on the fixed 5x5 map
   :data:`FROZEN_LAKE_5X5` (reward 1 at the goal, holes end the episode), slippery by default as
   FrozenLake-v1 is (``is_slippery=False`` makes it deterministic). The added ``stay`` action never
@@ -40,12 +43,63 @@ MAX_EPISODE_STEPS = 100
 
 FROZEN_LAKE_5X5 = ("SFFFF", "FHFHF", "FFFHF", "HFFFF", "FHFFG")
 """The fixed Frozen Lake map: S start, F frozen, H hole, G goal (chosen for mpidrl; the report's
-figure 3.3 shows its map only as a picture)."""
+figure 3.3 shows its map only as a picture, and the report authors' code ran Gymnasium's own
+FrozenLake-v1 on its 4x4 map, not slippery, which mpidrl runs as it is)."""
+
+WIND_DIRECTIONS = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
+"""(row, column) change of each direction the wind can push in."""
+
+WIND_AWAY = (("up", 0.3), ("left", 0.3))
+"""Windy Grid's registered wind: two independent 30 % pushes, up then left, both away from the goal."""
 
 _BLOCK = 256  # uniforms drawn from np_random at a time for the wind
 
 IDS = ("mpidrl/SimpleGrid-v0", "mpidrl/WindyGrid-v0", "mpidrl/FrozenLake5x5-v0")
 """Ids of the grid worlds, registered when :mod:`mpidrl.envs` is imported."""
+
+
+def move_table(rows: int, cols: int, n_actions: int = len(MOVES)) -> list[list[int]]:
+    """The cell each of the first ``n_actions`` actions moves to from every cell, clipped at the walls
+    (no wind, no slipping): ``table[s][a]``."""
+    moves = list(MOVES.values())[:n_actions]
+    return [
+        [min(max(r + dr, 0), rows - 1) * cols + min(max(c + dc, 0), cols - 1) for dr, dc in moves]
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
+def successor_cells(env: gym.Env) -> np.ndarray:
+    """int64 [n_states, n_actions]: the cell an action's move leads to from each cell, wind and slipping
+    ignored, on mpidrl's grid worlds and on Gymnasium's Frozen Lake (any map; its actions are the first
+    four of :data:`MOVES`). ValueError for other environments."""
+    base = env.unwrapped
+    if isinstance(base, GridWorld):
+        return np.array(base._moves, dtype=np.int64)
+    if isinstance(base, FrozenLakeEnv):
+        return np.array(move_table(base.nrow, base.ncol, int(base.action_space.n)), dtype=np.int64)
+    raise ValueError(f"the successor cells of {type(base).__name__} are not known (a grid world is needed)")
+
+
+def wind_pushes(wind: Any, rows: int, cols: int) -> list[tuple[float, int, list[bool]]]:
+    """The pushes of a ``wind`` keyword, for a rows x cols grid: (probability, change of the state index,
+    whether the push stays inside the grid from each state), in order; pushes of probability 0 left out
+    (they draw nothing)."""
+    try:
+        pairs = [(str(direction), float(p)) for direction, p in wind]
+    except (TypeError, ValueError):
+        raise ValueError(f"wind must be a list of [direction, probability] pairs, got {wind!r}") from None
+    pushes = []
+    for direction, p in pairs:
+        if direction not in WIND_DIRECTIONS:
+            raise ValueError(f"wind direction {direction!r} is not one of {', '.join(WIND_DIRECTIONS)}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"wind probability of {direction!r} must be in [0, 1], got {p}")
+        if p > 0:
+            dr, dc = WIND_DIRECTIONS[direction]
+            inside = [0 <= r + dr < rows and 0 <= c + dc < cols for r in range(rows) for c in range(cols)]
+            pushes.append((p, dr * cols + dc, inside))
+    return pushes
 
 
 class GridWorld(gym.Env):
@@ -57,29 +111,22 @@ class GridWorld(gym.Env):
         self,
         rows: int = 5,
         cols: int = 5,
-        wind_up: float = 0.0,
-        wind_left: float = 0.0,
+        wind: Any = (),
         render_mode: str | None = None,
     ):
         if rows < 1 or cols < 1 or rows * cols < 2:
             raise ValueError(f"a grid needs at least two cells, got {rows}x{cols}")
-        for name, p in (("wind_up", wind_up), ("wind_left", wind_left)):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be a probability, got {p}")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode {render_mode!r} is not supported")
         self.rows, self.cols = rows, cols
-        self.wind_up, self.wind_left = wind_up, wind_left
+        self.pushes = wind_pushes(wind, rows, cols)
+        """the wind: (probability, change of the state index, allowed from each state), in order"""
         self.render_mode = render_mode
         self.goal = rows * cols - 1
         self.observation_space = spaces.Discrete(rows * cols)
         self.action_space = spaces.Discrete(len(MOVES))
         # next state of each (state, action) without wind, as plain lists: a step is then a lookup
-        self._moves = [
-            [min(max(r + dr, 0), rows - 1) * cols + min(max(c + dc, 0), cols - 1) for dr, dc in MOVES.values()]
-            for r in range(rows)
-            for c in range(cols)
-        ]
+        self._moves = move_table(rows, cols)
         self._state = 0
         self._uniforms: list[float] = []
 
@@ -98,12 +145,11 @@ class GridWorld(gym.Env):
 
     def step(self, action: Any) -> tuple[int, float, bool, bool, dict]:
         state = self._moves[self._state][int(action)]
-        # Two independent pushes, each clipped at the wall; no draw when a push is switched off, so
-        # Simple Grid consumes no randomness at all.
-        if self.wind_up and self._uniform() < self.wind_up and state >= self.cols:
-            state -= self.cols
-        if self.wind_left and self._uniform() < self.wind_left and state % self.cols:
-            state -= 1
+        # Independent pushes, each clipped at the wall (a push into a wall leaves the agent where it is,
+        # but its draw is still taken); Simple Grid has no pushes and consumes no randomness at all.
+        for p, shift, inside in self.pushes:
+            if self._uniform() < p and inside[state]:
+                state += shift
         self._state = state
         terminated = state == self.goal
         return state, 0.0 if terminated else -1.0, terminated, False, {}
@@ -141,7 +187,7 @@ def register() -> None:
     """Register the grid worlds with Gymnasium (idempotent)."""
     entries = {
         IDS[0]: (GridWorld, {}),
-        IDS[1]: (GridWorld, {"wind_up": 0.3, "wind_left": 0.3}),
+        IDS[1]: (GridWorld, {"wind": WIND_AWAY}),
         IDS[2]: (FrozenLake5x5, {}),
     }
     for env_id, (cls, kwargs) in entries.items():

@@ -24,9 +24,11 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 class MLP:
     """Deterministic MLP policy for an environment of spec ``spec``."""
 
-    def __init__(self, spec: EnvSpec, hidden: tuple[int, ...] = (8, 8), activation: str = "tanh"):
+    def __init__(self, spec: EnvSpec, hidden: tuple[int, ...] = (8, 8), activation: str = "tanh", init: str = "random"):
         out = spec.n_actions if spec.discrete_actions else spec.act_dim
         self.spec = spec
+        self.initial = init
+        """initial parameters: random (see :meth:`init`) or zeros"""
         self.sizes = (spec.obs_dim, *hidden, out)
         self.activation = _ACTIVATIONS[activation]
         self.shapes = list(zip(self.sizes[:-1], self.sizes[1:]))
@@ -49,8 +51,10 @@ class MLP:
         return out
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
-        """Initial parameters: W ~ N(0, 1/fan_in), b = 0."""
+        """Initial parameters: W ~ N(0, 1/fan_in), b = 0; all zeros (``rng`` unused) with init "zeros"."""
         theta = np.zeros(self.size)
+        if self.initial == "zeros":
+            return theta
         for w, _ in self.layers(theta):
             w[...] = rng.standard_normal(w.shape) / np.sqrt(w.shape[0])
         return theta
@@ -158,4 +162,4 @@ class MLP:
 
 def make_policy(cfg: PolicyConfig, spec: EnvSpec) -> MLP:
     """The policy named by ``[policy]`` for environment ``spec``."""
-    return MLP(spec, cfg.hidden, cfg.activation)
+    return MLP(spec, cfg.hidden, cfg.activation, cfg.init)

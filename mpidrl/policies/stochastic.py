@@ -41,8 +41,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class StochasticMLP(MLP):
     """An MLP with a cached forward pass and its backward pass (tanh or relu hidden layers)."""
 
-    def __init__(self, spec: EnvSpec, hidden: tuple[int, ...], activation: str, out: int):
-        super().__init__(spec, hidden, activation)
+    def __init__(self, spec: EnvSpec, hidden: tuple[int, ...], activation: str, out: int, init: str = "random"):
+        super().__init__(spec, hidden, activation, init)
         self.sizes = (spec.obs_dim, *hidden, out)
         self.shapes = list(zip(self.sizes[:-1], self.sizes[1:]))
         self.size = sum(i * o + o for i, o in self.shapes)
@@ -99,8 +99,10 @@ class StochasticMLP(MLP):
 class CategoricalMLP(StochasticMLP):
     """Softmax policy over ``spec.n_actions`` discrete actions."""
 
-    def __init__(self, spec: EnvSpec, hidden: tuple[int, ...] = (64, 64), activation: str = "tanh"):
-        super().__init__(spec, hidden, activation, spec.n_actions)
+    def __init__(
+        self, spec: EnvSpec, hidden: tuple[int, ...] = (64, 64), activation: str = "tanh", init: str = "random"
+    ):
+        super().__init__(spec, hidden, activation, spec.n_actions, init)
 
     def sample(self, theta: np.ndarray, obs: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         """(recorded action, environment action) for one observation; both are the action index."""
@@ -138,8 +140,10 @@ class CategoricalMLP(StochasticMLP):
 class GaussianMLP(StochasticMLP):
     """Diagonal Gaussian over the pre-squash action u; the environment gets the tanh-squashed, scaled u."""
 
-    def __init__(self, spec: EnvSpec, hidden: tuple[int, ...] = (64, 64), activation: str = "tanh"):
-        super().__init__(spec, hidden, activation, 2 * spec.act_dim)
+    def __init__(
+        self, spec: EnvSpec, hidden: tuple[int, ...] = (64, 64), activation: str = "tanh", init: str = "random"
+    ):
+        super().__init__(spec, hidden, activation, 2 * spec.act_dim, init)
         self.k = spec.act_dim
 
     def actor(self, theta: np.ndarray):
@@ -190,4 +194,4 @@ class GaussianMLP(StochasticMLP):
 def make_stochastic_policy(cfg: PolicyConfig, spec: EnvSpec) -> CategoricalMLP | GaussianMLP:
     """Categorical MLP for discrete actions, Gaussian (tanh-squashed) MLP for boxes."""
     cls = CategoricalMLP if spec.discrete_actions else GaussianMLP
-    return cls(spec, cfg.hidden, cfg.activation)
+    return cls(spec, cfg.hidden, cfg.activation, cfg.init)
