@@ -232,7 +232,7 @@ def test_a_time_limit_stops_cleanly_and_a_resumed_job_finishes_bit_identically(s
 
 def test_repeated_stops_and_resumes_under_slurm_end_bit_identical(slurm, tmp_path):
     """A soak: four jobs in a row are each stopped by a SIGTERM to their batch script (as --signal=B:TERM
-    delivers it) after a few rounds and resubmitted with --resume, at 1, 2 or 3 tasks; the fifth finishes."""
+    delivers it) after a few rounds and resubmitted with --resume, at 2 or 3 tasks; the fifth, on 1 task, finishes."""
     (tmp_path / "logs").mkdir()
     config = write_config(tmp_path / "slow.toml", SLOW.replace("rounds = 150", "rounds = 120"))
     out = tmp_path / "soak.h5"
@@ -240,7 +240,7 @@ def test_repeated_stops_and_resumes_under_slurm_end_bit_identical(slurm, tmp_pat
     script = str(ROOT / "jobs/slurm/run.sbatch")
     args = [str(config), "--out", str(out)]
     done = 0
-    for cycle, ntasks in enumerate((2, 3, 1, 2, 3)):
+    for cycle, ntasks in enumerate((2, 3, 2, 3, 1)):  # 1 task last: rank 0's steps are not slow
         job = sbatch(
             env, tmp_path, [f"--ntasks={ntasks}", "--overcommit", "--time=5", f"--job-name=soak{cycle}", script, *args]
         )
