@@ -17,7 +17,7 @@ PACKAGE = ROOT / "mpidrl"
 LAYERS = [
     ["mpidrl.comm", "mpidrl.rng", "mpidrl.records", "mpidrl.log", "mpidrl.signals"],
     ["mpidrl.config", "mpidrl.registry"],
-    ["mpidrl.timing", "mpidrl.network"],
+    ["mpidrl.timing", "mpidrl.network", "mpidrl.theory"],
     ["mpidrl.envs"],
     ["mpidrl.policies"],
     ["mpidrl.protocols"],
