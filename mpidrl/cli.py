@@ -8,11 +8,7 @@ without leaving a file behind.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import traceback
-from pathlib import Path
 
 from mpidrl import __version__
 
@@ -23,41 +19,17 @@ class InputError(Exception):
     """Bad input: reported as one line, exit status 2."""
 
 
-def _checked(args: argparse.Namespace, node_share: float = 1.0):
+def _checked(args: argparse.Namespace):
     """The config file and ``--set`` overrides of ``args``, checked (:mod:`mpidrl.validate`)."""
-    from mpidrl.config import ConfigError
-    from mpidrl.validate import load_checked
+    from mpidrl.api import Refused, checked
 
     try:
-        return load_checked(args.config, args.set or [], node_share)
-    except ConfigError as exc:
+        found = checked(args.config, args.set or [])
+    except Refused as exc:
         raise InputError(str(exc)) from None
-
-
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an output path that exists (without --overwrite), is being written by a live run, or cannot
-    be written."""
-    from mpidrl.store import RunFileError, refuse_live
-
-    if path.is_dir():
-        raise InputError(f"run.out: {path} is a directory")
-    if path.exists() and not overwrite:
-        raise InputError(f"run.out: {path} exists; pass --overwrite to replace it")
-    if path.exists():
-        try:
-            refuse_live(path)
-        except RunFileError as exc:
-            raise InputError(f"run.out: {exc}") from None
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"run.out: cannot create directory {parent} ({exc.strerror})") from None
-    try:  # a real write: permission bits say nothing to root, nor about read-only file systems
-        probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".mpidrl-probe-")
-        probe.close()
-    except OSError as exc:
-        raise InputError(f"run.out: cannot write in {parent} ({exc.strerror})") from None
+    for note in found.notes:
+        print(f"mpidrl: warning: {note}", file=sys.stderr)
+    return found
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -69,142 +41,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-RESUMABLE_KEYS = {"run.out", "run.log_every", "run.checkpoint_every"}
-"""Config keys that may differ between a run file and the config given with ``--resume``."""
-
-
-def _resume_config(args: argparse.Namespace, node_share: float = 1.0):
-    """The config of the run file given to --resume, checked against the config and --set given.
-
-    ``--set run.rounds=N`` with N larger than the run's extends it (a complete run too); any other
-    difference is refused, naming the first key that differs.
-    """
-    from mpidrl.config import ConfigError, apply_overrides, flatten, from_dict, read_toml
-    from mpidrl.store import RunFileError, describe_status, read_run
-    from mpidrl.validate import check
-
-    path = Path(args.resume)
-    if args.out and Path(args.out).resolve() != path.resolve():
-        raise InputError(f"--out: a resumed run continues in {path}; leave --out out")
-    try:
-        run = read_run(path)
-    except RunFileError as exc:
-        raise InputError(f"--resume: {exc}") from None
-    status = describe_status(run.attrs)
-    if status == "running":
-        raise InputError(
-            f"--resume: {path} is being written by process {run.attrs.get('writer_pid')} on "
-            f"{run.attrs.get('writer_host')}; not touching a live run"
-        )
-    try:
-        stored = from_dict(run.config)
-        base = read_toml(args.config) if args.config else run.config
-        given = from_dict(apply_overrides(base, args.set or []))
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-    extended = given.run.rounds > stored.run.rounds
-    if given.run.rounds < stored.run.rounds:
-        raise InputError(
-            f"--resume: run.rounds can grow ({stored.run.rounds} in {path}), not shrink to {given.run.rounds}"
-        )
-    if status == "complete" and not extended:
-        raise InputError(f"--resume: {path} is complete; nothing to resume (--set run.rounds=N extends it)")
-    a, b = flatten(stored.to_dict()), flatten(given.to_dict())
-    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in {*RESUMABLE_KEYS, "run.rounds"})
-    if differ:
-        k = differ[0]
-        raise InputError(
-            f"--resume: config differs from {path} at {k} ({a.get(k)!r} in the file, {b.get(k)!r} given)"
-            + (f" and {len(differ) - 1} more key(s)" if len(differ) > 1 else "")
-        )
-    kept = [f"run.{k}={getattr(given.run, k)}" for k in ("log_every", "checkpoint_every", "rounds")]
-    try:
-        return check(from_dict(apply_overrides(run.config, kept)), node_share)
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _set_up(args: argparse.Namespace, node_share: float) -> tuple:
-    """Rank 0: check everything before any work starts; the outcome every rank acts on:
-    ("ok", (config, environment spec), out) or ("error", one line, exit status)."""
-    try:
-        if args.resume:
-            checked = _resume_config(args, node_share)
-            out = Path(args.resume)
-        else:
-            if not args.config:
-                raise InputError("run: give a CONFIG.toml (or --resume RUN.h5)")
-            checked = _checked(args, node_share)
-            out = Path(args.out or checked.cfg.run.out)
-            check_output(out, args.overwrite)
-        return "ok", (checked.cfg.to_dict(), checked.env_spec), str(out)
-    except InputError as exc:
-        return "error", str(exc), EXIT_BAD_INPUT
-    except Exception as exc:  # whatever a check raised: one line, and every rank ends (no rank waits)
-        return "error", f"{type(exc).__name__}: {exc}".splitlines()[0], 1
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from mpidrl.comm import Control, PeerFailed
-    from mpidrl.comm.runtime import Runtime
-    from mpidrl.comm.slurm import world_size_mismatch
-    from mpidrl.signals import REQUEST, StopNow
+    """``mpidrl run``: :func:`mpidrl.api.execute`, whose one-line outcome is printed here (rank 0)."""
+    from mpidrl.api import Request, execute
 
-    rt = Runtime()
-    mismatch = world_size_mismatch(rt.size, os.environ)
-    if mismatch:  # every copy says so: each is rank 0 of its own world
-        print(f"mpidrl: error: {mismatch}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    node_share = rt.node_share()
-    status, payload, out = rt.share(_set_up(args, node_share) if rt.is_root else None)
-    if status == "error":
-        if rt.is_root:
-            print(f"mpidrl: error: {payload}", file=sys.stderr)
-        return out
-    stop = Control.STOP if REQUEST.signum else Control.CONTINUE
-    if rt.control(stop) & Control.STOP:  # a signal came during start-up: nothing was written
-        if rt.is_root:
-            print("mpidrl: stopped by a signal before the run started; nothing written", file=sys.stderr)
-        return REQUEST.exit_status
-
-    from mpidrl.config import from_dict
-    from mpidrl.run import Experiment, Interrupted, StartError
-    from mpidrl.store import WriteError
-
-    try:
-        data, env_spec = payload
-        cfg = from_dict(data)
-        Experiment(cfg, env_spec, out, rt, overwrite=args.overwrite).run(resume=bool(args.resume))
-    except (Interrupted, StopNow):
-        return REQUEST.exit_status
-    except StartError as exc:
-        if rt.is_root:
-            print(f"mpidrl: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except WriteError as exc:  # rank 0 cannot write the run file: one line, and the whole job ends
-        print(f"mpidrl: error: {exc}", file=sys.stderr)
-        if rt.size > 1:
-            rt.abort(1)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)  # HDF5 would try to write the broken file once more at exit, and crash
-    except PeerFailed as exc:  # the failing rank printed its traceback; the run file now says "failed"
-        sys.stderr.write(f"mpidrl: {exc}; ending the job\n")
-        rt.acknowledge_failure(exc.rank)
-        rt.abort(1)
-        return 1
-    except BaseException:  # any failure on any rank ends the whole job, not just this rank
-        sys.stderr.write(f"mpidrl: rank {rt.rank}/{rt.size} failed:\n{traceback.format_exc()}")
-        if rt.size > 1:
-            rt.report_failure(traceback.format_exc(limit=1).strip().splitlines()[-1], timeout=5.0)
-            rt.abort(1)
-        return 1
-    if rt.is_root:
+    request = Request(args.config, tuple(args.set or ()), args.out, args.overwrite, args.resume)
+    outcome = execute(request)
+    if outcome.status and outcome.root and outcome.shown:
+        prefix = "mpidrl: error: " if outcome.shown == "error" else "mpidrl: "
+        print(f"{prefix}{outcome.message}", file=sys.stderr)
+    if outcome.status == 0 and outcome.root:
         from mpidrl.report import summary_table
         from mpidrl.store import read_run
 
-        print(summary_table([read_run(out)]))
-    return 0
+        print(summary_table([read_run(outcome.out)]))
+    return outcome.status
 
 
 def cmd_info(args: argparse.Namespace) -> int:
