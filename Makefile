@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(MPI_EXTRA)$(if $(MPI_EXTRA),$(comma))test]"
+	$(BIN)/python -m pip install --quiet -e ".[$(MPI_EXTRA)$(if $(MPI_EXTRA),$(comma))test,video]"
 	touch $@
 
 comma := ,

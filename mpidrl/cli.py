@@ -8,7 +8,10 @@ without leaving a file behind.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from pathlib import Path
 
 from mpidrl import __version__
 
@@ -90,6 +93,98 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def status_word(path: str) -> str:
+    """A run file's status in one word: running, complete, failed, interrupted, stopped (its writer died
+    without closing it) or missing (no such file). InputError if it is there but not a run file."""
+    from mpidrl.store import SCHEMA, describe_status, open_file
+
+    if not os.path.lexists(path):
+        return "missing"
+    try:
+        with open_file(path) as f:
+            attrs = {k: f.attrs[k] for k in f.attrs}
+    except (OSError, IsADirectoryError) as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})") from None
+    if attrs.get("schema") != SCHEMA:
+        raise InputError(f"{path}: not an mpidrl run file (schema {attrs.get('schema')!r})")
+    status = describe_status(attrs)
+    return "stopped" if status.startswith("stopped") else status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    for path in args.runs:
+        print(f"{status_word(path)} {path}", flush=True)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Print the summary of a run file every ``--every`` seconds until it is no longer running."""
+    from mpidrl.analysis import AnalysisError, load
+    from mpidrl.figures import plot_curves
+    from mpidrl.report import progress, summary_table
+    from mpidrl.store import RunFileError, read_run
+
+    if not args.every > 0:
+        raise InputError(f"--every: must be > 0 seconds, got {args.every}")
+    if args.png and Path(args.png).suffix.lower() != ".png":
+        raise InputError(f"--png: {args.png} must end in .png")
+    run = _runs([args.run])[0]
+    clear = sys.stdout.isatty()
+    try:
+        while True:
+            if clear:
+                print("\033[H\033[J", end="")
+            print(f"{time.strftime('%H:%M:%S')} {args.run}: {progress(run)}")
+            print(summary_table([run]), flush=True)
+            if args.png:
+                try:
+                    plot_curves(load([args.run], strict=True).settings, args.png, title=f"{args.run}: {run.status}")
+                except AnalysisError as exc:  # no round written yet
+                    print(f"--png: not drawn yet ({exc})", flush=True)
+            if run.status != "running":
+                return 0 if run.status == "complete" else 1
+            time.sleep(args.every)
+            try:
+                run = read_run(args.run)
+            except RunFileError as exc:  # replaced or removed while watched
+                raise InputError(str(exc)) from None
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Play the greedy policy a run file saved for a trial; print its returns, optionally record a video."""
+    import numpy as np
+
+    from mpidrl.evaluate import EvalError, check_video, episodes, record, saved_learner
+
+    if args.episodes < 1:
+        raise InputError(f"--episodes: must be >= 1, got {args.episodes}")
+    try:
+        if args.video:
+            check_video(Path(args.video))
+        saved = saved_learner(args.run, args.trial - 1)
+        played = episodes(saved, args.episodes, args.seed)
+        video = record(saved, args.video, args.seed) if args.video else None
+    except EvalError as exc:
+        raise InputError(str(exc)) from None
+    cfg = saved.cfg
+    if not saved.final:
+        print(f"mpidrl: warning: trial {args.trial} did not finish; playing its {saved.where}", file=sys.stderr)
+    returns = np.array([ret for _, ret, _ in played])
+    print(
+        f"{args.run} trial {args.trial}: {cfg.algo.name} on {cfg.env.id}, greedy policy of its {saved.where}\n"
+        "| episode | seed | return | steps |\n|---|---|---|---|"
+    )
+    for k, (seed, ret, steps) in enumerate(played):
+        print(f"| {k + 1} | {seed} | {ret:.3f} | {steps} |")
+    low, high = returns.min(), returns.max()
+    print(f"return over {len(returns)} episode(s): mean {returns.mean():.3f}, min {low:.3f}, max {high:.3f}")
+    if video is not None:
+        print(f"wrote {args.video} (one episode from seed {args.seed}: return {video[0]:.3f}, {video[1]} steps)")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from mpidrl.analysis import AnalysisError, load
     from mpidrl.figures import plot_curves
@@ -106,21 +201,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mpidrl.sweep import SweepError, expand, submit_command, write
+    from mpidrl.sweep import SweepError, expand, skip_done, submit_command, write
 
     try:
         sweep = expand(args.spec, args.output)
     except SweepError as exc:
         raise InputError(str(exc)) from None
+    total = len(sweep.tasks)
+    settings = total // len(sweep.seeds)
+    if args.skip_done:
+        sweep = skip_done(sweep)
     files = write(sweep, args.output, args.throttle)
-    settings = len(sweep.tasks) // len(sweep.seeds)
-    print(
-        f"{sweep.name}: {settings} setting(s) x {len(sweep.seeds)} seed(s) = {len(sweep.tasks)} tasks\n"
-        f"  task lines: {files['sweep']}\n  submit:     bash {files['submit']}\n"
-        f"              ({' '.join(submit_command(sweep, files['sweep'].parent, args.throttle))})\n"
-        f"  laptop:     jobs/local/sweep.sh {files['sweep']} -j 2 -n 1\n"
-        f"  report:     mpidrl report {files['sweep'].parent}"
-    )
+    print(f"{sweep.name}: {settings} setting(s) x {len(sweep.seeds)} seed(s) = {total} tasks")
+    if args.skip_done:
+        print(f"  {len(sweep.done)} complete, left out; {len(sweep.tasks)} to run")
+    if sweep.tasks:
+        print(
+            f"  task lines: {files['sweep']}\n  submit:     bash {files['submit']}\n"
+            f"              ({' '.join(submit_command(sweep, files['sweep'].parent, args.throttle))})\n"
+            f"  laptop:     jobs/local/sweep.sh {files['sweep']} -j 2 -n 1"
+        )
+    print(f"  report:     mpidrl report {files['sweep'].parent}")
     return 0
 
 
@@ -177,6 +278,24 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("runs", nargs="+", metavar="RUN.h5")
     sp.set_defaults(func=cmd_summary)
 
+    sp = sub.add_parser("status", help="each run file's status in one word (for scripts; exit status 0)")
+    sp.add_argument("runs", nargs="+", metavar="RUN.h5")
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("watch", help="the summary of a live run, refreshed until it ends")
+    sp.add_argument("run", metavar="RUN.h5")
+    sp.add_argument("--every", type=float, default=5.0, metavar="S", help="seconds between refreshes (default 5)")
+    sp.add_argument("--png", metavar="FIG.png", help="also redraw the figure of mpidrl plot at every refresh")
+    sp.set_defaults(func=cmd_watch)
+
+    sp = sub.add_parser("eval", help="play the learned (greedy) policy of a run file; print returns, record a video")
+    sp.add_argument("run", metavar="RUN.h5")
+    sp.add_argument("--trial", type=int, default=1, metavar="T", help="which trial's policy (1-based; default 1)")
+    sp.add_argument("--episodes", type=int, default=10, metavar="N", help="episodes to play (default 10)")
+    sp.add_argument("--video", metavar="FILE.mp4|FILE.gif", help="record one episode (needs the video extra)")
+    sp.add_argument("--seed", type=int, default=0, metavar="S", help="episode k resets with seed S + k - 1")
+    sp.set_defaults(func=cmd_eval)
+
     sp = sub.add_parser(
         "plot",
         help="reward, messages and bytes per agent (and control bytes, evaluation return) with bands over trials",
@@ -197,6 +316,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("spec", metavar="SPEC.toml")
     sp.add_argument("-o", "--output", required=True, metavar="DIR", help="sweep directory (task lines, runs, logs)")
     sp.add_argument("--throttle", type=int, metavar="N", help="at most N array tasks at once (sbatch --array=...%%N)")
+    sp.add_argument(
+        "--skip-done", action="store_true", help="leave out the tasks whose run file is complete (renumbering the rest)"
+    )
     sp.set_defaults(func=cmd_sweep)
 
     sp = sub.add_parser("report", help="figures, a Markdown and a CSV table of every run file under the directories")
