@@ -42,7 +42,8 @@ class RunConfig:
     rounds: int = 100
     """synchronisations of the learner with its agents per trial"""
     out: str = "results/run.h5"
-    """path of the HDF5 run file (``--out`` overrides it)"""
+    """path of the HDF5 run file (``--out`` overrides it); left at this default, each run writes
+    results/<config file's stem>_<YYYYmmdd-HHMMSS>.h5 instead, so that runs do not overwrite each other"""
     record_messages: bool = False
     """also write one /messages row per message and the per-agent algorithm diagnostics"""
     eval_every: int = 0
@@ -75,7 +76,8 @@ class EnvConfig:
     """The environment every agent acts in."""
 
     id: str = "CartPole-v1"
-    """Gymnasium id (CartPole-v1, Ant-v5, ...) or one of mpidrl's grid worlds"""
+    """Gymnasium id (CartPole-v1, Ant-v5, ...), one of mpidrl's grid worlds, or "my_module:MyEnv-v0" to import
+    your own module first (it must be importable on every rank: installed, or its directory on PYTHONPATH)"""
     kwargs: dict = field(default_factory=dict)
     """keyword arguments passed to ``gymnasium.make``"""
     max_steps: int = 0
