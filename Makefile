@@ -35,8 +35,8 @@ test: $(STAMP) $(EXAMPLE_STAMP)
 	MPIR_CVAR_NUM_CLIQUES=2 $(BIN)/python -m pytest -q -m mpi tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check mpidrl tests analysis benchmarks
-	$(BIN)/ruff format --check mpidrl tests analysis benchmarks
+	$(BIN)/ruff check mpidrl tests analysis benchmarks examples
+	$(BIN)/ruff format --check mpidrl tests analysis benchmarks examples
 
 clean:
 	rm -rf $(VENV) results build *.egg-info
