@@ -35,7 +35,12 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1"}
 CASES = [
     ("grid-kwargs", ['env.id="mpidrl/SimpleGrid-v0"', "env.kwargs={rows = 0}"], 2, "env: cannot make"),
     ("box2d-missing", ['env.id="LunarLander-v3"'], 2, "env: cannot make LunarLander-v3"),
-    ("renderer-missing", ['env.kwargs={render_mode = "human"}'], 2, "DependencyNotInstalled"),
+    (
+        "renderer-missing",  # pygame is installed with the video extra: this module hides it
+        ['env.id="without_pygame:CartPole-v1"', 'env.kwargs={render_mode = "human"}'],
+        2,
+        "DependencyNotInstalled",
+    ),
     ("env-module-raises", ['env.id="broken_module:Env-v0"'], 2, "env.id: cannot import module 'broken_module'"),
     (
         "env-init-memory",
