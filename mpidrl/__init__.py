@@ -1,7 +1,7 @@
 """mpidrl: communication-efficient distributed reinforcement learning on MPI.
 
-The Python API (:mod:`mpidrl.api`), loaded on first use so that ``import mpidrl`` stays cheap and does
-not start MPI:
+The Python API (:mod:`mpidrl.api`, :mod:`mpidrl.launcher`), loaded on first use so that ``import mpidrl``
+stays cheap and does not start MPI:
 
 - ``mpidrl.run(config, out=None, set=None, overwrite=False)``: run an experiment as ``mpidrl run`` does,
   in this process or as every rank of an ``mpiexec`` job; returns the run file, read;
@@ -23,7 +23,7 @@ __version__ = "0.2.0"
 
 __all__ = ["RunError", "__version__", "launch", "load", "register", "run"]
 
-_API = {"launch", "load", "RunError"}
+_API = {"load", "RunError"}
 
 
 class _RunModule(types.ModuleType):
@@ -56,6 +56,10 @@ def __getattr__(name: str) -> Any:
         import mpidrl.run as module  # bound to mpidrl.run as it is imported, callable (_Package.__setattr__)
 
         return module
+    if name == "launch":
+        from mpidrl.launcher import launch
+
+        return launch
     if name in _API:
         from mpidrl import api
 

@@ -131,7 +131,7 @@ def test_import_is_cheap_and_run_stays_both_module_and_function(tmp_path):
     assert out.stdout.split("\n")[:3] == [
         "False False False",
         "True True",
-        "True mpidrl.api mpidrl.api RunError",
+        "True mpidrl.launcher mpidrl.api RunError",
     ]
 
 

@@ -25,7 +25,15 @@ LAYERS = [
     ["mpidrl.store"],
     ["mpidrl.analysis"],
     ["mpidrl.figures"],
-    ["mpidrl.report", "mpidrl.validate", "mpidrl.run", "mpidrl.sweep", "mpidrl.api", "mpidrl.evaluate"],
+    [
+        "mpidrl.report",
+        "mpidrl.validate",
+        "mpidrl.run",
+        "mpidrl.sweep",
+        "mpidrl.api",
+        "mpidrl.launcher",
+        "mpidrl.evaluate",
+    ],
     ["mpidrl.cli", "mpidrl.__main__"],
 ]
 """Each module may import its own layer and the layers above it in this list (README, "Layers")."""
