@@ -1,8 +1,9 @@
-"""The ``mpidrl`` command: run, validate, info, summary, plot, sweep, report.
+"""The ``mpidrl`` command: run, validate, info, summary, status, watch, plot, eval, sweep, report.
 
 ``mpiexec -n 4 mpidrl run CONFIG.toml`` runs an experiment on four ranks; without mpiexec it runs in one
-process. Every input problem is one line on stderr and exit status 2, before any work starts and
-without leaving a file behind.
+process (what ``run`` does is :func:`mpidrl.api.execute`, shared with the Python API). Every input
+problem is one line on stderr and exit status 2, before any work starts and without leaving a file
+behind.
 """
 
 from __future__ import annotations
