@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(MPI_EXTRA)$(if $(MPI_EXTRA),$(comma))test]"
+	$(BIN)/python -m pip install --quiet -e ".[$(MPI_EXTRA)$(if $(MPI_EXTRA),$(comma))test,video]"
 	touch $@
 
 comma := ,
@@ -35,8 +35,8 @@ test: $(STAMP) $(EXAMPLE_STAMP)
 	MPIR_CVAR_NUM_CLIQUES=2 $(BIN)/python -m pytest -q -m mpi tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check mpidrl tests analysis benchmarks
-	$(BIN)/ruff format --check mpidrl tests analysis benchmarks
+	$(BIN)/ruff check mpidrl tests analysis benchmarks examples
+	$(BIN)/ruff format --check mpidrl tests analysis benchmarks examples
 
 clean:
 	rm -rf $(VENV) results build *.egg-info

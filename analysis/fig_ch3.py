@@ -1,6 +1,7 @@
 """The report's value-based comparisons (Figures 3.4, 3.5, 4.2, 4.3) from run files.
 
-    python analysis/fig_ch3.py results/value_based/fig3_4_simplegrid_*.h5 -o docs/figures/fig3_4_simplegrid.png
+    .venv/bin/python analysis/fig_ch3.py results/value_based/fig3_4_simplegrid_*.h5 \\
+        -o docs/figures/fig3_4_simplegrid.png
 
 draws reward, messages per agent and uplink bytes per agent against the round (one episode per agent
 per round), each as the mean over trials and agents with the 10th-90th percentile band across trials,

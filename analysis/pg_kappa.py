@@ -1,6 +1,6 @@
 """Simulated time to reach a return against the communication time kappa, one line per algorithm.
 
-    python analysis/pg_kappa.py --target 100 -o FIG.png KAPPA=RUN.h5[,RUN.h5 ...] ...
+    .venv/bin/python analysis/pg_kappa.py --target 100 -o FIG.png KAPPA=RUN.h5[,RUN.h5 ...] ...
 
 Each argument is ``kappa=run_a.h5,run_b.h5`` (one run per algorithm, same order for every kappa);
 the time is where the trial-mean smoothed return first reaches the target (analysis/pg_time.py).

@@ -1,6 +1,7 @@
 """A Markdown table of policy-gradient run files: time to a target return and final return, with spread.
 
-    python analysis/pg_table.py --target 100 [--at T|end] RUN.h5[=LABEL] [RUN.h5[=LABEL] ...] [--x sim_time|wall_time]
+    .venv/bin/python analysis/pg_table.py --target 100 [--at T|end] RUN.h5[=LABEL] [RUN.h5[=LABEL] ...] \\
+        [--x sim_time|wall_time]
 
 Per run: the number of trials; the first time the trial-mean smoothed return reaches the target (as
 analysis/pg_time.py prints and plots it); the same per trial (median, min-max, and how many trials

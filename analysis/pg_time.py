@@ -1,6 +1,6 @@
 """Return against (simulated or wall-clock) time for several run files, with 20-80 % bands across trials.
 
-    python analysis/pg_time.py RUN.h5 [RUN.h5 ...] -o FIG.png [--x sim_time|wall_time] [--target R]
+    .venv/bin/python analysis/pg_time.py RUN.h5 [RUN.h5 ...] -o FIG.png [--x sim_time|wall_time] [--target R]
 
 Each trial's curve is the agents' mean undiscounted return of the round (the trajectories that counted),
 smoothed over ``--smooth`` rounds, as a step function of the time at each round's end

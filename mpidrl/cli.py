@@ -1,8 +1,9 @@
-"""The ``mpidrl`` command: run, validate, info, summary, plot, sweep, report.
+"""The ``mpidrl`` command: run, validate, info, summary, status, watch, plot, eval, sweep, report.
 
 ``mpiexec -n 4 mpidrl run CONFIG.toml`` runs an experiment on four ranks; without mpiexec it runs in one
-process. Every input problem is one line on stderr and exit status 2, before any work starts and
-without leaving a file behind.
+process (what ``run`` does is :func:`mpidrl.api.execute`, shared with the Python API). Every input
+problem is one line on stderr and exit status 2, before any work starts and without leaving a file
+behind.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import traceback
+import time
 from pathlib import Path
 
 from mpidrl import __version__
@@ -23,41 +23,17 @@ class InputError(Exception):
     """Bad input: reported as one line, exit status 2."""
 
 
-def _checked(args: argparse.Namespace, node_share: float = 1.0):
+def _checked(args: argparse.Namespace):
     """The config file and ``--set`` overrides of ``args``, checked (:mod:`mpidrl.validate`)."""
-    from mpidrl.config import ConfigError
-    from mpidrl.validate import load_checked
+    from mpidrl.api import Refused, checked
 
     try:
-        return load_checked(args.config, args.set or [], node_share)
-    except ConfigError as exc:
+        found = checked(args.config, args.set or [])
+    except Refused as exc:
         raise InputError(str(exc)) from None
-
-
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an output path that exists (without --overwrite), is being written by a live run, or cannot
-    be written."""
-    from mpidrl.store import RunFileError, refuse_live
-
-    if path.is_dir():
-        raise InputError(f"run.out: {path} is a directory")
-    if path.exists() and not overwrite:
-        raise InputError(f"run.out: {path} exists; pass --overwrite to replace it")
-    if path.exists():
-        try:
-            refuse_live(path)
-        except RunFileError as exc:
-            raise InputError(f"run.out: {exc}") from None
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"run.out: cannot create directory {parent} ({exc.strerror})") from None
-    try:  # a real write: permission bits say nothing to root, nor about read-only file systems
-        probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".mpidrl-probe-")
-        probe.close()
-    except OSError as exc:
-        raise InputError(f"run.out: cannot write in {parent} ({exc.strerror})") from None
+    for note in found.notes:
+        print(f"mpidrl: warning: {note}", file=sys.stderr)
+    return found
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -69,142 +45,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-RESUMABLE_KEYS = {"run.out", "run.log_every", "run.checkpoint_every"}
-"""Config keys that may differ between a run file and the config given with ``--resume``."""
-
-
-def _resume_config(args: argparse.Namespace, node_share: float = 1.0):
-    """The config of the run file given to --resume, checked against the config and --set given.
-
-    ``--set run.rounds=N`` with N larger than the run's extends it (a complete run too); any other
-    difference is refused, naming the first key that differs.
-    """
-    from mpidrl.config import ConfigError, apply_overrides, flatten, from_dict, read_toml
-    from mpidrl.store import RunFileError, describe_status, read_run
-    from mpidrl.validate import check
-
-    path = Path(args.resume)
-    if args.out and Path(args.out).resolve() != path.resolve():
-        raise InputError(f"--out: a resumed run continues in {path}; leave --out out")
-    try:
-        run = read_run(path)
-    except RunFileError as exc:
-        raise InputError(f"--resume: {exc}") from None
-    status = describe_status(run.attrs)
-    if status == "running":
-        raise InputError(
-            f"--resume: {path} is being written by process {run.attrs.get('writer_pid')} on "
-            f"{run.attrs.get('writer_host')}; not touching a live run"
-        )
-    try:
-        stored = from_dict(run.config)
-        base = read_toml(args.config) if args.config else run.config
-        given = from_dict(apply_overrides(base, args.set or []))
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-    extended = given.run.rounds > stored.run.rounds
-    if given.run.rounds < stored.run.rounds:
-        raise InputError(
-            f"--resume: run.rounds can grow ({stored.run.rounds} in {path}), not shrink to {given.run.rounds}"
-        )
-    if status == "complete" and not extended:
-        raise InputError(f"--resume: {path} is complete; nothing to resume (--set run.rounds=N extends it)")
-    a, b = flatten(stored.to_dict()), flatten(given.to_dict())
-    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in {*RESUMABLE_KEYS, "run.rounds"})
-    if differ:
-        k = differ[0]
-        raise InputError(
-            f"--resume: config differs from {path} at {k} ({a.get(k)!r} in the file, {b.get(k)!r} given)"
-            + (f" and {len(differ) - 1} more key(s)" if len(differ) > 1 else "")
-        )
-    kept = [f"run.{k}={getattr(given.run, k)}" for k in ("log_every", "checkpoint_every", "rounds")]
-    try:
-        return check(from_dict(apply_overrides(run.config, kept)), node_share)
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _set_up(args: argparse.Namespace, node_share: float) -> tuple:
-    """Rank 0: check everything before any work starts; the outcome every rank acts on:
-    ("ok", (config, environment spec), out) or ("error", one line, exit status)."""
-    try:
-        if args.resume:
-            checked = _resume_config(args, node_share)
-            out = Path(args.resume)
-        else:
-            if not args.config:
-                raise InputError("run: give a CONFIG.toml (or --resume RUN.h5)")
-            checked = _checked(args, node_share)
-            out = Path(args.out or checked.cfg.run.out)
-            check_output(out, args.overwrite)
-        return "ok", (checked.cfg.to_dict(), checked.env_spec), str(out)
-    except InputError as exc:
-        return "error", str(exc), EXIT_BAD_INPUT
-    except Exception as exc:  # whatever a check raised: one line, and every rank ends (no rank waits)
-        return "error", f"{type(exc).__name__}: {exc}".splitlines()[0], 1
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from mpidrl.comm import Control, PeerFailed
-    from mpidrl.comm.runtime import Runtime
-    from mpidrl.comm.slurm import world_size_mismatch
-    from mpidrl.signals import REQUEST, StopNow
+    """``mpidrl run``: :func:`mpidrl.api.execute`, whose one-line outcome is printed here (rank 0)."""
+    from mpidrl.api import Request, execute
 
-    rt = Runtime()
-    mismatch = world_size_mismatch(rt.size, os.environ)
-    if mismatch:  # every copy says so: each is rank 0 of its own world
-        print(f"mpidrl: error: {mismatch}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    node_share = rt.node_share()
-    status, payload, out = rt.share(_set_up(args, node_share) if rt.is_root else None)
-    if status == "error":
-        if rt.is_root:
-            print(f"mpidrl: error: {payload}", file=sys.stderr)
-        return out
-    stop = Control.STOP if REQUEST.signum else Control.CONTINUE
-    if rt.control(stop) & Control.STOP:  # a signal came during start-up: nothing was written
-        if rt.is_root:
-            print("mpidrl: stopped by a signal before the run started; nothing written", file=sys.stderr)
-        return REQUEST.exit_status
-
-    from mpidrl.config import from_dict
-    from mpidrl.run import Experiment, Interrupted, StartError
-    from mpidrl.store import WriteError
-
-    try:
-        data, env_spec = payload
-        cfg = from_dict(data)
-        Experiment(cfg, env_spec, out, rt, overwrite=args.overwrite).run(resume=bool(args.resume))
-    except (Interrupted, StopNow):
-        return REQUEST.exit_status
-    except StartError as exc:
-        if rt.is_root:
-            print(f"mpidrl: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except WriteError as exc:  # rank 0 cannot write the run file: one line, and the whole job ends
-        print(f"mpidrl: error: {exc}", file=sys.stderr)
-        if rt.size > 1:
-            rt.abort(1)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)  # HDF5 would try to write the broken file once more at exit, and crash
-    except PeerFailed as exc:  # the failing rank printed its traceback; the run file now says "failed"
-        sys.stderr.write(f"mpidrl: {exc}; ending the job\n")
-        rt.acknowledge_failure(exc.rank)
-        rt.abort(1)
-        return 1
-    except BaseException:  # any failure on any rank ends the whole job, not just this rank
-        sys.stderr.write(f"mpidrl: rank {rt.rank}/{rt.size} failed:\n{traceback.format_exc()}")
-        if rt.size > 1:
-            rt.report_failure(traceback.format_exc(limit=1).strip().splitlines()[-1], timeout=5.0)
-            rt.abort(1)
-        return 1
-    if rt.is_root:
+    request = Request(args.config, tuple(args.set or ()), args.out, args.overwrite, args.resume)
+    outcome = execute(request)
+    if outcome.status and outcome.root and outcome.shown:
+        prefix = "mpidrl: error: " if outcome.shown == "error" else "mpidrl: "
+        print(f"{prefix}{outcome.message}", file=sys.stderr)
+    if outcome.status == 0 and outcome.root:
         from mpidrl.report import summary_table
         from mpidrl.store import read_run
 
-        print(summary_table([read_run(out)]))
-    return 0
+        print(summary_table([read_run(outcome.out)]))
+    return outcome.status
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -239,6 +94,98 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def status_word(path: str) -> str:
+    """A run file's status in one word: running, complete, failed, interrupted, stopped (its writer died
+    without closing it) or missing (no such file). InputError if it is there but not a run file."""
+    from mpidrl.store import SCHEMA, describe_status, open_file
+
+    if not os.path.lexists(path):
+        return "missing"
+    try:
+        with open_file(path) as f:
+            attrs = {k: f.attrs[k] for k in f.attrs}
+    except (OSError, IsADirectoryError) as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})") from None
+    if attrs.get("schema") != SCHEMA:
+        raise InputError(f"{path}: not an mpidrl run file (schema {attrs.get('schema')!r})")
+    status = describe_status(attrs)
+    return "stopped" if status.startswith("stopped") else status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    for path in args.runs:
+        print(f"{status_word(path)} {path}", flush=True)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Print the summary of a run file every ``--every`` seconds until it is no longer running."""
+    from mpidrl.analysis import AnalysisError, load
+    from mpidrl.figures import plot_curves
+    from mpidrl.report import progress, summary_table
+    from mpidrl.store import RunFileError, read_run
+
+    if not args.every > 0:
+        raise InputError(f"--every: must be > 0 seconds, got {args.every}")
+    if args.png and Path(args.png).suffix.lower() != ".png":
+        raise InputError(f"--png: {args.png} must end in .png")
+    run = _runs([args.run])[0]
+    clear = sys.stdout.isatty()
+    try:
+        while True:
+            if clear:
+                print("\033[H\033[J", end="")
+            print(f"{time.strftime('%H:%M:%S')} {args.run}: {progress(run)}")
+            print(summary_table([run]), flush=True)
+            if args.png:
+                try:
+                    plot_curves(load([args.run], strict=True).settings, args.png, title=f"{args.run}: {run.status}")
+                except AnalysisError as exc:  # no round written yet
+                    print(f"--png: not drawn yet ({exc})", flush=True)
+            if run.status != "running":
+                return 0 if run.status == "complete" else 1
+            time.sleep(args.every)
+            try:
+                run = read_run(args.run)
+            except RunFileError as exc:  # replaced or removed while watched
+                raise InputError(str(exc)) from None
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Play the greedy policy a run file saved for a trial; print its returns, optionally record a video."""
+    import numpy as np
+
+    from mpidrl.evaluate import EvalError, check_video, episodes, record, saved_learner
+
+    if args.episodes < 1:
+        raise InputError(f"--episodes: must be >= 1, got {args.episodes}")
+    try:
+        if args.video:
+            check_video(Path(args.video))
+        saved = saved_learner(args.run, args.trial - 1)
+        played = episodes(saved, args.episodes, args.seed)
+        video = record(saved, args.video, args.seed) if args.video else None
+    except EvalError as exc:
+        raise InputError(str(exc)) from None
+    cfg = saved.cfg
+    if not saved.final:
+        print(f"mpidrl: warning: trial {args.trial} did not finish; playing its {saved.where}", file=sys.stderr)
+    returns = np.array([ret for _, ret, _ in played])
+    print(
+        f"{args.run} trial {args.trial}: {cfg.algo.name} on {cfg.env.id}, greedy policy of its {saved.where}\n"
+        "| episode | seed | return | steps |\n|---|---|---|---|"
+    )
+    for k, (seed, ret, steps) in enumerate(played):
+        print(f"| {k + 1} | {seed} | {ret:.3f} | {steps} |")
+    low, high = returns.min(), returns.max()
+    print(f"return over {len(returns)} episode(s): mean {returns.mean():.3f}, min {low:.3f}, max {high:.3f}")
+    if video is not None:
+        print(f"wrote {args.video} (one episode from seed {args.seed}: return {video[0]:.3f}, {video[1]} steps)")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from mpidrl.analysis import AnalysisError, load
     from mpidrl.figures import plot_curves
@@ -255,21 +202,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mpidrl.sweep import SweepError, expand, submit_command, write
+    from mpidrl.sweep import SweepError, expand, skip_done, submit_command, write
 
     try:
         sweep = expand(args.spec, args.output)
     except SweepError as exc:
         raise InputError(str(exc)) from None
+    total = len(sweep.tasks)
+    settings = total // len(sweep.seeds)
+    if args.skip_done:
+        sweep = skip_done(sweep)
     files = write(sweep, args.output, args.throttle)
-    settings = len(sweep.tasks) // len(sweep.seeds)
-    print(
-        f"{sweep.name}: {settings} setting(s) x {len(sweep.seeds)} seed(s) = {len(sweep.tasks)} tasks\n"
-        f"  task lines: {files['sweep']}\n  submit:     bash {files['submit']}\n"
-        f"              ({' '.join(submit_command(sweep, files['sweep'].parent, args.throttle))})\n"
-        f"  laptop:     jobs/local/sweep.sh {files['sweep']} -j 2 -n 1\n"
-        f"  report:     mpidrl report {files['sweep'].parent}"
-    )
+    print(f"{sweep.name}: {settings} setting(s) x {len(sweep.seeds)} seed(s) = {total} tasks")
+    if args.skip_done:
+        print(f"  {len(sweep.done)} complete, left out; {len(sweep.tasks)} to run")
+    if sweep.tasks:
+        print(
+            f"  task lines: {files['sweep']}\n  submit:     bash {files['submit']}\n"
+            f"              ({' '.join(submit_command(sweep, files['sweep'].parent, args.throttle))})\n"
+            f"  laptop:     jobs/local/sweep.sh {files['sweep']} -j 2 -n 1"
+        )
+    print(f"  report:     mpidrl report {files['sweep'].parent}")
     return 0
 
 
@@ -326,6 +279,24 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("runs", nargs="+", metavar="RUN.h5")
     sp.set_defaults(func=cmd_summary)
 
+    sp = sub.add_parser("status", help="each run file's status in one word (for scripts; exit status 0)")
+    sp.add_argument("runs", nargs="+", metavar="RUN.h5")
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("watch", help="the summary of a live run, refreshed until it ends")
+    sp.add_argument("run", metavar="RUN.h5")
+    sp.add_argument("--every", type=float, default=5.0, metavar="S", help="seconds between refreshes (default 5)")
+    sp.add_argument("--png", metavar="FIG.png", help="also redraw the figure of mpidrl plot at every refresh")
+    sp.set_defaults(func=cmd_watch)
+
+    sp = sub.add_parser("eval", help="play the learned (greedy) policy of a run file; print returns, record a video")
+    sp.add_argument("run", metavar="RUN.h5")
+    sp.add_argument("--trial", type=int, default=1, metavar="T", help="which trial's policy (1-based; default 1)")
+    sp.add_argument("--episodes", type=int, default=10, metavar="N", help="episodes to play (default 10)")
+    sp.add_argument("--video", metavar="FILE.mp4|FILE.gif", help="record one episode (needs the video extra)")
+    sp.add_argument("--seed", type=int, default=0, metavar="S", help="episode k resets with seed S + k - 1")
+    sp.set_defaults(func=cmd_eval)
+
     sp = sub.add_parser(
         "plot",
         help="reward, messages and bytes per agent (and control bytes, evaluation return) with bands over trials",
@@ -346,6 +317,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("spec", metavar="SPEC.toml")
     sp.add_argument("-o", "--output", required=True, metavar="DIR", help="sweep directory (task lines, runs, logs)")
     sp.add_argument("--throttle", type=int, metavar="N", help="at most N array tasks at once (sbatch --array=...%%N)")
+    sp.add_argument(
+        "--skip-done", action="store_true", help="leave out the tasks whose run file is complete (renumbering the rest)"
+    )
     sp.set_defaults(func=cmd_sweep)
 
     sp = sub.add_parser("report", help="figures, a Markdown and a CSV table of every run file under the directories")

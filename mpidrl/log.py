@@ -1,7 +1,9 @@
 """Rank-aware progress reporting: rank 0 alone speaks, at a steady cadence.
 
 In a SLURM ``.out`` file (not a terminal) a line is printed every ``every`` seconds and at the end of
-each trial; on a terminal a single progress bar is redrawn in place instead.
+each trial; on a terminal a single progress bar is redrawn in place instead. Both end with the time the
+rest of the run should take at the pace of this process so far (``eta``) and, with a simulated clock,
+where that clock stands (``sim``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Progress:
         self.bar = self.stream.isatty() if bar is None else bar
         self.t0 = self.last = time.perf_counter()
         self._decided = (-1, False)
+        self._before: int | None = None
+        """rounds done before this process started (a resumed run): the pace counts only its own"""
 
     def info(self, text: str) -> None:
         """A plain line from rank 0 (e.g. the run's header)."""
@@ -58,9 +62,11 @@ class Progress:
         up_bytes: float,
         down_bytes: float,
         first: int | None = None,
+        sim_time: float | None = None,
     ) -> None:
         """Report round ``round`` (0-based) of trial ``trial`` with per-agent means of the round; with
-        ``first``, of the batch of trials ``first``..``trial`` run together (means over all of them)."""
+        ``first``, of the batch of trials ``first``..``trial`` run together (means over all of them);
+        ``sim_time``: the simulated clock at the round's end (None or NaN: a real clock)."""
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -69,18 +75,22 @@ class Progress:
         total = self.trials * self.rounds
         last_of_trial = round + 1 == self.rounds
         elapsed = now - self.t0
+        if self._before is None:
+            self._before = done - (trial - first + 1)
+        eta = elapsed / max(done - self._before, 1) * (total - done)
         which = f"trial {trial + 1}" if first == trial else f"trials {first + 1}-{trial + 1}"
         text = (
             f"{which}/{self.trials} round {round + 1}/{self.rounds} reward {reward:9.3f} "
             f"msgs/agent {messages:5.2f} up B/agent {up_bytes:8.0f} down B/agent {down_bytes:8.0f} "
-            f"elapsed {fmt_seconds(elapsed)}"
+            f"elapsed {fmt_seconds(elapsed)} eta {fmt_seconds(eta)}"
         )
+        if sim_time is not None and sim_time == sim_time:
+            text += f" sim {sim_time:.6g} s"
         if self.bar:
             width = 24
             filled = int(width * done / total)
-            eta = elapsed / done * (total - done)
             print(
-                f"\r[{'#' * filled}{'.' * (width - filled)}] {text} eta {fmt_seconds(eta)}",
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {text}",
                 end="\n" if done == total else "",
                 file=self.stream,
                 flush=True,

@@ -373,6 +373,7 @@ class Experiment:
             float(np.nanmean(reward)) if np.isfinite(reward).any() else float("nan"),
             *(float(means[k].mean()) for k in PROGRESS),
             first=trials[0],
+            sim_time=float(values[-1]["sim_time"]) if cfg.time.mode == "simulated" else None,
         )
 
 

@@ -12,8 +12,11 @@ each rank receives it twice at once.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -61,3 +64,21 @@ REQUEST = StopRequest()
 def install() -> StopRequest:
     """Install the handlers of :data:`REQUEST`; returns it."""
     return REQUEST.install()
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[StopRequest]:
+    """:data:`REQUEST`'s handlers for the time of a block (a run started from Python), then the previous
+    handlers again. The request starts afresh (an earlier run's signal does not stop this one). Outside
+    the main thread, where Python allows no handlers, nothing is installed."""
+    REQUEST.signum, REQUEST.first = 0, 0.0
+    if threading.current_thread() is not threading.main_thread():
+        yield REQUEST
+        return
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    REQUEST.install()
+    try:
+        yield REQUEST
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

@@ -27,6 +27,7 @@ sbatch command of the array job), ``logs/`` and ``runs/`` (one directory per set
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -95,6 +96,8 @@ class Sweep:
     """settings x seeds, seed varying fastest"""
     slurm: dict[str, Any] = field(default_factory=dict)
     """the spec's [slurm] table"""
+    done: list[str] = field(default_factory=list)
+    """run files of tasks left out because they are complete (``--skip-done``)"""
 
 
 def toml_value(value: Any) -> str:
@@ -237,6 +240,26 @@ def expand(spec_path: str | Path, out_dir: str | Path) -> Sweep:
     return Sweep(name, str(spec_path), grid, seeds, tasks, slurm)
 
 
+def complete(path: str | Path) -> bool:
+    """Whether ``path`` is a run file that says it is complete."""
+    from mpidrl.store import SCHEMA, open_file
+
+    try:
+        with open_file(path) as f:
+            return f.attrs.get("schema") == SCHEMA and f.attrs.get("status") == "complete"
+    except OSError:
+        return False
+
+
+def skip_done(sweep: Sweep) -> Sweep:
+    """The sweep without the tasks whose run file is complete; the others renumbered 0, 1, ... (array task
+    k is line k + 1 of sweep.txt)."""
+    left = [t for t in sweep.tasks if not complete(t.out)]
+    done = [t.out for t in sweep.tasks if t not in left]
+    tasks = [dataclasses.replace(t, index=k) for k, t in enumerate(left)]
+    return dataclasses.replace(sweep, tasks=tasks, done=sweep.done + done)
+
+
 def jobs_dir() -> Path:
     """The repository's jobs/ directory (an editable install), else the relative path ``jobs``."""
     root = Path(mpidrl.__file__).resolve().parents[1] / "jobs"
@@ -266,12 +289,16 @@ def write(sweep: Sweep, out_dir: str | Path, throttle: int | None = None) -> dic
     files["sweep"].write_text("".join(shlex.join(t.args()) + "\n" for t in sweep.tasks))
     manifest = {**asdict(sweep), "tasks": [{**asdict(t), "args": t.args()} for t in sweep.tasks]}
     files["manifest"].write_text(json.dumps(manifest, indent=1) + "\n")
+    if sweep.tasks:
+        command = _with_extra(submit_command(sweep, out_dir, throttle))
+    else:
+        command = f'echo "sweep {sweep.name}: every task is complete; nothing to submit" >&2'
     files["submit"].write_text(
         "#!/bin/bash\n"
         f"# Submit sweep {sweep.name} ({len(sweep.tasks)} tasks) as one SLURM array job.\n"
         "# Extra sbatch options go after the script name: bash submit.sh --partition=short --account=xyz\n"
         "set -euo pipefail\n"
-        f"{_with_extra(submit_command(sweep, out_dir, throttle))}\n"
+        f"{command}\n"
     )
     files["submit"].chmod(0o755)
     return files

@@ -7,12 +7,13 @@ Rank 0 alone checks (``mpidrl run`` broadcasts what it found to the other ranks)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from mpidrl import registry, timing
-from mpidrl.config import Config, ConfigError, load
+from mpidrl.config import Config, ConfigError, from_dict, read_toml, resolve
 from mpidrl.envs import EnvSpec, available_memory, footprint, make_env, spec_of
 from mpidrl.network import Links
 
@@ -27,6 +28,8 @@ class Checked:
     """observation and action shapes of the environment"""
     d: int
     """the number of parameters the algorithm learns"""
+    notes: tuple[str, ...] = ()
+    """warnings about the config that did not stop it (keys dropped by ``--set algo.name=X``)"""
 
 
 def environment(cfg: Config) -> EnvSpec:
@@ -70,9 +73,26 @@ def check(cfg: Config, node_share: float = 1.0, env_spec: EnvSpec | None = None)
     return Checked(cfg, env_spec, d)
 
 
-def load_checked(path: str | Path | None, overrides: Iterable[str] = (), node_share: float = 1.0) -> Checked:
-    """Load a config file with ``--set`` overrides and check it."""
-    return check(load(path, overrides), node_share)
+def config_data(config: str | Path | Mapping[str, Any] | Config | None) -> dict[str, Any]:
+    """A config as plain sections: read from a TOML file, given as sections, or those of a :class:`Config`
+    (None: the defaults)."""
+    if config is None:
+        return {}
+    if isinstance(config, str | Path):
+        return read_toml(config)
+    if isinstance(config, Config):
+        return config.to_dict()
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise ConfigError(f"config: expected a TOML file, a table of sections or a Config, got {type(config).__name__}")
+
+
+def load_checked(
+    config: str | Path | Mapping[str, Any] | Config | None, overrides: Iterable[str] = (), node_share: float = 1.0
+) -> Checked:
+    """Load a config (a TOML file, sections, a :class:`Config` or None) with ``--set`` overrides and check it."""
+    notes: list[str] = []
+    return replace(check(from_dict(resolve(config_data(config), overrides, notes)), node_share), notes=tuple(notes))
 
 
 def check_memory(cfg: Config, movable: bool, d: int, node_share: float = 1.0) -> None:

@@ -142,3 +142,20 @@ def test_es_runs_on_mujoco_ant(tmp_path):
         d = (105 * 8 + 8) + (8 * 8 + 8)  # 105 observations, 8 continuous actions
         assert np.all(f["metrics/downlink_bytes"][()] == 8 * d)
         assert np.all(f["metrics/steps"][()] == 10) and np.isfinite(f["metrics/reward"][()]).all()
+
+
+def test_switching_the_algorithm_warns_on_one_line_and_runs(tmp_path):
+    cfg = write_config(tmp_path / "c.toml", TINY.replace('name = "es"', 'name = "es"\nsigma = 0.2'))
+    proc = mpidrl(["validate", str(cfg), "--set", 'algo.name="nigt-sync"', "--set", "time.mode='simulated'"])
+    warning = "mpidrl: warning: algo.name=nigt-sync: dropped algo.sigma (nigt-sync has no such parameters)"
+    assert proc.stderr == warning + "\n"
+    assert "valid (nigt-sync on CartPole-v1" in proc.stdout
+
+
+@pytest.mark.mpi
+def test_ranks_without_agents_are_warned_of(tiny, tmp_path):
+    from helpers import mpirun
+
+    proc = mpirun(3, ["run", str(tiny), "--set", "agents.n=2", "--out", str(tmp_path / "r.h5")])
+    assert "mpidrl: warning: 3 ranks for 2 agent(s): 1 rank(s) will have no agent to run" in proc.stderr
+    assert "warning" not in mpirun(2, ["run", str(tiny), "--out", str(tmp_path / "s.h5")]).stderr

@@ -105,3 +105,18 @@ def test_every_key_of_every_builtin_algorithm_is_documented():
         docs = field_docs(params)
         missing = [f.name for f in dataclasses.fields(params) if not docs.get(f.name)]
         assert not missing, f"{name}: {missing} have no docstring"
+
+
+def test_switching_the_algorithm_keeps_the_keys_it_accepts_and_names_the_others(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[algo]\nname = "es"\nsigma = 0.3\nantithetic = true\n[agents]\nn = 6\n')
+    notes = []
+    cfg = load(p, ['algo.name="espc"', "algo.m=2"], notes)
+    assert (cfg.algo.name, cfg.algo.sigma, cfg.algo.antithetic, cfg.algo.m, notes) == ("espc", 0.3, True, 2, [])
+    cfg = load(p, ['algo.name="nigt-sync"', "algo.eta=0.5"], notes)
+    assert cfg.algo.name == "nigt-sync" and cfg.algo.eta == 0.5
+    assert notes == ["algo.name=nigt-sync: dropped algo.antithetic, algo.sigma (nigt-sync has no such parameters)"]
+    with pytest.raises(ConfigError, match="algo.sigma: unknown key; allowed keys are name, eta"):
+        load(p, ['algo.name="nigt-sync"', "algo.sigma=1"])  # given on purpose: still an error
+    with pytest.raises(ConfigError, match="algo.name: unknown algorithm 'nope'"):
+        load(p, ['algo.name="nope"'])

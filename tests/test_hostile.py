@@ -15,6 +15,8 @@ import time
 import pytest
 from helpers import MPIEXEC, ROOT, write_config
 
+import mpidrl
+
 pytestmark = pytest.mark.mpi
 
 BASE = """
@@ -33,7 +35,12 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1"}
 CASES = [
     ("grid-kwargs", ['env.id="mpidrl/SimpleGrid-v0"', "env.kwargs={rows = 0}"], 2, "env: cannot make"),
     ("box2d-missing", ['env.id="LunarLander-v3"'], 2, "env: cannot make LunarLander-v3"),
-    ("renderer-missing", ['env.kwargs={render_mode = "human"}'], 2, "DependencyNotInstalled"),
+    (
+        "renderer-missing",  # pygame is installed with the video extra: this module hides it
+        ['env.id="without_pygame:CartPole-v1"', 'env.kwargs={render_mode = "human"}'],
+        2,
+        "DependencyNotInstalled",
+    ),
     ("env-module-raises", ['env.id="broken_module:Env-v0"'], 2, "env.id: cannot import module 'broken_module'"),
     (
         "env-init-memory",
@@ -130,7 +137,8 @@ def test_a_full_disk_at_start_leaves_no_file(tmp_path):
         f"sys.exit(main(['run', {str(cfg)!r}, '--out', {str(tmp_path / 'out.h5')!r}, '--set', 'agents.n=3000']))\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
-    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("mpidrl 0.1.0: es on")]
+    header = f"mpidrl {mpidrl.__version__}: es on"
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith(header)]
     assert proc.returncode == 1 and lines == [
         f"mpidrl: error: {tmp_path / 'out.h5'}: cannot write the run file (File too large)"
     ], proc.stderr

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +49,22 @@ def test_launcher_block_is_the_same_in_both_scripts():
     assert _launcher_block(run) == _launcher_block(sweep)
     for script in (run, sweep, CLUSTER, ROOT / "jobs" / "local" / "sweep.sh", ROOT / "jobs" / "local" / "run.sh"):
         subprocess.run(["bash", "-n", str(script)], check=True, timeout=10)
+
+
+def test_local_cluster_status_reports_a_daemon_that_died(tmp_path):
+    """A daemon `start` started whose process is gone is dead (exit 1), not "not started here"."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "started").write_text("slurmd\n")
+    (tmp_path / "slurmd.pid").write_text(gone.stdout)
+    env = {**os.environ, "MPIDRL_SLURM_DIR": str(tmp_path)}
+    proc = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True, text=True, env=env, timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["munged: not started here", "slurmctld: not started here"]
+    assert lines[2].startswith("slurmd: dead (started here, its process is gone")
+    (tmp_path / "slurmd.pid").unlink()  # slurmd removes its pid file when it exits: still dead
+    proc = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True, text=True, env=env, timeout=30)
+    assert proc.returncode == 1 and "slurmd: dead" in proc.stdout
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 
@@ -193,3 +194,78 @@ def test_local_sweep_script_runs_every_line_with_mpiexec(tmp_path):
     proc = subprocess.run([*script, "-t", "1-1"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "task 1: FAILED (exit 2)" in proc.stdout and "0 of 1 task(s) done" in proc.stdout
     assert "exists; pass --overwrite" in (tmp_path / "sw" / "logs" / "local_1.out").read_text()
+
+
+SLOW_BASE = """
+[run]
+rounds = 6
+checkpoint_every = 1
+[env]
+id = "slow_env:SlowOnRank-v0"
+kwargs = {slow_rank = 0, delay = 0.01}
+[agents]
+n = 2
+[policy]
+hidden = [4]
+"""
+
+
+def test_skip_done_and_sweep_sbatch_continue_what_is_unfinished(tmp_path):
+    """Task 0 complete, task 1 interrupted: --skip-done leaves task 0 out; sweep.sbatch (run here without
+    SLURM, as its array task) ends at once for task 0 and continues task 1 from its checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import BIN, ROOT
+
+    write_config(tmp_path / "base.toml", SLOW_BASE)
+    (tmp_path / "spec.toml").write_text('[sweep]\nconfig = "base.toml"\nseeds = [1, 2]\n')
+    sw = tmp_path / "sw"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1"}
+    mpidrl(["sweep", str(tmp_path / "spec.toml"), "-o", str(sw)], env=env)
+    lines = [shlex.split(line) for line in (sw / "sweep.txt").read_text().splitlines()]
+    outs = [words[words.index("--out") + 1] for words in lines]
+    mpidrl(["run", *lines[0]], env=env)
+    run = subprocess.Popen([sys.executable, "-m", "mpidrl", "run", *lines[1]], cwd=ROOT, env=env, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with h5py.File(outs[1], "r", locking=False) as f:
+                if f.attrs["rounds_done"] >= 2:
+                    break
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 128 + signal.SIGTERM
+    assert mpidrl(["status", *outs], env=env).stdout == f"complete {outs[0]}\ninterrupted {outs[1]}\n"
+
+    skipped = mpidrl(["sweep", str(tmp_path / "spec.toml"), "-o", str(sw), "--skip-done"], env=env)
+    assert "1 setting(s) x 2 seed(s) = 2 tasks\n  1 complete, left out; 1 to run" in skipped.stdout
+    assert [shlex.split(line) for line in (sw / "sweep.txt").read_text().splitlines()] == [lines[1]]
+    assert "--array=0-0 " in (sw / "submit.sh").read_text()
+
+    def task(k):
+        variables = {"SLURM_ARRAY_TASK_ID": str(k), "SLURM_NTASKS": "1", "MPIDRL_LAUNCHER": "mpiexec"}
+        variables |= {"MPIEXEC": str(BIN / "mpiexec"), "MPIDRL": f"{sys.executable} -m mpidrl"}
+        script = [str(ROOT / "jobs" / "slurm" / "sweep.sbatch"), str(tmp_path / "all.txt")]
+        return subprocess.run(["bash", *script], capture_output=True, text=True, env={**env, **variables}, timeout=120)
+
+    (tmp_path / "all.txt").write_text("".join(shlex.join(words) + "\n" for words in lines))
+    before = os.path.getmtime(outs[0])
+    first = task(0)
+    assert first.returncode == 0 and f"task 0: {outs[0]} is complete; nothing to do" in first.stderr
+    assert os.path.getmtime(outs[0]) == before
+    second = task(1)
+    assert second.returncode == 0, second.stderr
+    assert f"task 1: {outs[1]} is interrupted; continuing it (--resume)" in second.stderr
+    with h5py.File(outs[1], "r") as f:
+        assert f.attrs["status"] == "complete" and len(json.loads(f.attrs["resumes"])) == 1
+
+    done = mpidrl(["sweep", str(tmp_path / "spec.toml"), "-o", str(sw), "--skip-done"], env=env)
+    assert "2 complete, left out; 0 to run" in done.stdout and "submit:" not in done.stdout
+    assert (sw / "sweep.txt").read_text() == ""
+    nothing = subprocess.run(["bash", str(sw / "submit.sh")], capture_output=True, text=True)
+    assert nothing.returncode == 0 and "every task is complete; nothing to submit" in nothing.stderr

@@ -6,8 +6,11 @@
 #   export SLURM_CONF=/var/tmp/mpidrl-slurm/slurm.conf
 #   sbatch ...; squeue; sacct is not configured (no accounting daemon)
 #   sudo jobs/slurm/local-cluster.sh stop      # stops, by pid, the daemons `start` started
+#   jobs/slurm/local-cluster.sh status         # each daemon: running, dead (started here, gone) or not started
 #
-# Needs root (the daemons run as root, munged as the munge user). Everything the cluster writes lives in
+# install, start and stop need root (run as root, or with sudo: the daemons run as root, munged as the
+# munge user). `start` says "up" only if every daemon it started is still alive once the node is idle;
+# `status` exits 1 if a daemon started here has died. Everything the cluster writes lives in
 # MPIDRL_SLURM_DIR (default /var/tmp/mpidrl-slurm): its own slurm.conf (so an existing /etc/slurm is left
 # alone), state, spool, logs and pid files. The node is this machine with the CPUs and memory `slurmd -C`
 # reports; one partition "debug" that allows oversubscription, so jobs can ask for more tasks than cores
@@ -55,6 +58,7 @@ start_munge() {
     for _ in $(seq 50); do
         if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
             cp /run/munge/munged.pid "$DIR/munged.pid" # remember that this script started it
+            echo munged >>"$DIR/started"
             return 0
         fi
         sleep 0.1
@@ -108,23 +112,44 @@ start() {
     if alive "$DIR/slurmctld.pid" || alive "$DIR/slurmd.pid"; then
         die "already running (pids in $DIR); run '$0 stop' first"
     fi
+    rm -f "$DIR/started" # the daemons this start starts, one name a line: status reports them dead if gone
     start_munge
     write_conf
     # -c: a clean start, forgetting jobs of an earlier test cluster.
     slurmctld -c -f "$CONF" </dev/null >/dev/null 2>&1
+    echo slurmctld >>"$DIR/started"
     slurmd -f "$CONF" </dev/null >/dev/null 2>&1
+    echo slurmd >>"$DIR/started"
     export SLURM_CONF=$CONF
+    local idle=0
     for _ in $(seq 100); do
         if sinfo -h -o %T 2>/dev/null | grep -qx idle; then
-            echo "local-cluster: up (node $HOST idle); export SLURM_CONF=$CONF" >&2
-            echo "export SLURM_CONF=$CONF"
-            return 0
+            idle=1
+            break
         fi
+        [ -z "$(dead)" ] || break # a daemon died while starting: no use waiting
         sleep 0.2
     done
+    [ "$idle" = 0 ] || sleep 1 # a daemon that dies right after registering dies within this second
+    local gone
+    gone=$(dead)
+    if [ "$idle" = 1 ] && [ -z "$gone" ]; then
+        echo "local-cluster: up (node $HOST idle; munged, slurmctld, slurmd alive); export SLURM_CONF=$CONF" >&2
+        echo "export SLURM_CONF=$CONF"
+        return 0
+    fi
     sinfo >&2 || true
     tail -n 20 "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" >&2 || true
+    [ -z "$gone" ] || die "dead after starting:$gone (logs above); run '$0 stop' before starting again"
     die "the node did not become idle within 20 s (logs above)"
+}
+
+# The daemons `start` started whose process is gone, or nothing.
+dead() {
+    local name
+    for name in munged slurmctld slurmd; do
+        if grep -qx "$name" "$DIR/started" 2>/dev/null && ! alive "$DIR/$name.pid"; then printf ' %s' "$name"; fi
+    done
 }
 
 stop() {
@@ -138,6 +163,7 @@ stop() {
         fi
         rm -f "$DIR/$name.pid"
     done
+    rm -f "$DIR/started"
     local pid
     for pid in "${pids[@]}"; do
         for _ in $(seq 100); do
@@ -150,12 +176,20 @@ stop() {
 }
 
 status() {
-    local name
+    local name state=0
     for name in munged slurmctld slurmd; do
-        if alive "$DIR/$name.pid"; then echo "$name: running (pid $(cat "$DIR/$name.pid"))"; else echo "$name: not started here"; fi
+        if alive "$DIR/$name.pid"; then
+            echo "$name: running (pid $(cat "$DIR/$name.pid"))"
+        elif grep -qx "$name" "$DIR/started" 2>/dev/null; then
+            echo "$name: dead (started here, its process is gone; logs in $DIR/log; '$0 stop', then start again)"
+            state=1
+        else
+            echo "$name: not started here"
+        fi
     done
     # sinfo would retry for seconds against a controller that is not there
     if alive "$DIR/slurmctld.pid"; then SLURM_CONF=$CONF sinfo 2>/dev/null || true; fi
+    return "$state"
 }
 
 case "${1:-}" in

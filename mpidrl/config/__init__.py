@@ -7,6 +7,7 @@ applies overrides; every problem surfaces as one :class:`ConfigError` line namin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -18,7 +19,17 @@ from typing import Any, Literal
 from mpidrl import registry
 from mpidrl.config.schema import AlgoParams, ConfigError, build, require, to_plain
 
-__all__ = ["AlgoParams", "Config", "ConfigError", "flatten", "load", "from_dict", "parse_overrides", "require"]
+__all__ = [
+    "AlgoParams",
+    "Config",
+    "ConfigError",
+    "flatten",
+    "load",
+    "from_dict",
+    "parse_overrides",
+    "require",
+    "resolve",
+]
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,8 @@ class RunConfig:
     rounds: int = 100
     """synchronisations of the learner with its agents per trial"""
     out: str = "results/run.h5"
-    """path of the HDF5 run file (``--out`` overrides it)"""
+    """path of the HDF5 run file (``--out`` overrides it); left at this default, each run writes
+    results/<config file's stem>_<YYYYmmdd-HHMMSS>.h5 instead, so that runs do not overwrite each other"""
     record_messages: bool = False
     """also write one /messages row per message and the per-agent algorithm diagnostics"""
     eval_every: int = 0
@@ -65,7 +77,8 @@ class EnvConfig:
     """The environment every agent acts in."""
 
     id: str = "CartPole-v1"
-    """Gymnasium id (CartPole-v1, Ant-v5, ...) or one of mpidrl's grid worlds"""
+    """Gymnasium id (CartPole-v1, Ant-v5, ...), one of mpidrl's grid worlds, or "my_module:MyEnv-v0" to import
+    your own module first (it must be importable on every rank: installed, or its directory on PYTHONPATH)"""
     kwargs: dict = field(default_factory=dict)
     """keyword arguments passed to ``gymnasium.make``"""
     max_steps: int = 0
@@ -316,6 +329,42 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
+def switch_algorithm(data: Mapping[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+    """``data`` with its ``[algo]`` table cut to the keys of the algorithm an override names.
+
+    ``--set algo.name=X`` with X not the table's algorithm starts from X's defaults: the table's keys that X
+    accepts keep their values, the others are dropped and returned (a table for one algorithm stays
+    usable for another). Keys set by other overrides are left to them (an unknown one is still an error).
+    """
+    data = dict(data)
+    names = [value for keys, value in parse_overrides(overrides) if keys == ["algo", "name"]]
+    table = data.get("algo")
+    if not names or not isinstance(table, Mapping) or not isinstance(names[-1], str):
+        return data, []
+    new, old = names[-1], table.get("name", registry.DEFAULT)
+    if new == old:
+        return data, []
+    try:
+        params = registry.lookup(new).params
+    except ConfigError:
+        return data, []  # from_dict reports the unknown algorithm
+    accepted = {f.name for f in dataclasses.fields(params) if f.init}
+    dropped = sorted(set(table) - accepted)
+    data["algo"] = {k: v for k, v in table.items() if k in accepted}
+    return data, [f"algo.{k}" for k in dropped]
+
+
+def resolve(data: Mapping[str, Any], overrides: Iterable[str] = (), notes: list[str] | None = None) -> dict[str, Any]:
+    """Plain config data with ``--set`` overrides applied, the algorithm switched first
+    (:func:`switch_algorithm`); a warning naming the dropped keys is appended to ``notes``."""
+    overrides = list(overrides)
+    data, dropped = switch_algorithm(data, overrides)
+    if dropped and notes is not None:
+        name = [value for keys, value in parse_overrides(overrides) if keys == ["algo", "name"]][-1]
+        notes.append(f"algo.name={name}: dropped {', '.join(dropped)} ({name} has no such parameters)")
+    return apply_overrides(data, overrides)
+
+
 def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """Read a TOML file, turning every failure into a one-line ConfigError (``what`` names the file's role)."""
     try:
@@ -333,7 +382,8 @@ def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def load(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
-    """Load a config file (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+def load(path: str | Path | None, overrides: Iterable[str] = (), notes: list[str] | None = None) -> Config:
+    """Load a config file (or the defaults when ``path`` is None) and apply ``--set`` overrides
+    (:func:`resolve`; its warnings go to ``notes``)."""
     data = read_toml(path) if path is not None else {}
-    return from_dict(apply_overrides(data, overrides))
+    return from_dict(resolve(data, overrides, notes))
