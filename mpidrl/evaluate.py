@@ -23,7 +23,7 @@ import numpy as np
 from mpidrl import registry, rng
 from mpidrl.config import Config, ConfigError, from_dict
 from mpidrl.envs import EnvSpec, make_env, observation_encoder, rollout
-from mpidrl.protocols import Context
+from mpidrl.protocols import Context, TrialLearners
 from mpidrl.store import (
     Checkpoint,
     DamagedState,
@@ -106,7 +106,7 @@ def saved_learner(path: str | Path, trial: int = 0) -> Saved:
     first = trial - trial % cfg.run.trial_batch
     last = min(first + cfg.run.trial_batch, cfg.run.trials)
     if last - first > 1:  # trials run together: the batch's learners, loaded as the run loads them
-        batch = spec.batch.learner(spec, [Context(cfg, t, env_spec) for t in range(first, last)])
+        batch = TrialLearners([spec.learner(Context(cfg, t, env_spec)) for t in range(first, last)])
         batch.load_state_dict(state.learner)
         learner = batch.learners[trial - first]
     else:

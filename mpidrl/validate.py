@@ -53,9 +53,9 @@ def check(cfg: Config, node_share: float = 1.0, env_spec: EnvSpec | None = None)
     handle it, the agents fit in memory (``node_share``: the fraction of all agents this machine hosts) and
     the time model holds for the policy size. ``env_spec``: already known (skip building an environment)."""
     spec = registry.lookup(cfg.algo.name)
-    if cfg.run.trial_batch > 1 and spec.batch is None:
-        able = [name for name, other in registry.specs().items() if other.batch is not None]
-        raise ConfigError(f"run.trial_batch: batched trials support {', '.join(able)}, not {cfg.algo.name}; use 1")
+    if cfg.run.trial_batch > 1 and not spec.protocol.batches_trials:
+        able = [name for name, other in registry.specs().items() if other.protocol.batches_trials]
+        raise ConfigError(f"run.trial_batch: trials run together with {', '.join(able)}, not {cfg.algo.name}; use 1")
     if env_spec is None:
         env_spec = environment(cfg)
     spec.check(cfg, env_spec)

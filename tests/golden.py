@@ -85,6 +85,14 @@ CASES["rennala_wifi"] = _merge(
     CASES["rennala"], time={"network": "wifi", "uplink_latency": {"dist": "exponential", "mean": "0.002 * i"}}
 )
 CASES["afedpg_lte"] = _merge(CASES["afedpg"], time={"network": "lte-stragglers"})
+# environments per agent: poles of four lengths (native CartPole), negated observations and a lake whose
+# start is not in the first cell (one Gymnasium instance per agent)
+CASES["es_pole_length"] = _merge(_ES, env={"variation": "pole_length"})
+CASES["espc_negate_obs"] = _merge(CASES["espc"], env={"variation": "negate_obs"})
+CASES["ebcdql_lake"] = _merge(
+    CASES["ebcdql"],
+    env={"id": "FrozenLake-v1", "kwargs": {"desc": ["FFF", "FSH", "HFG"], "is_slippery": True}, "max_steps": 25},
+)
 
 IGNORED_METRICS = ("wall_time", "rank")
 """What may differ between runs of one config: the real clock and where each agent ran."""

@@ -143,3 +143,12 @@ def test_checking_a_config_does_not_start_mpi(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == "False"
+
+
+def test_the_readme_layout_names_every_module():
+    """README's Layout section is where a newcomer looks first: every module of the package is named there."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    modules = [p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"]
+    missing = [str(p.relative_to(PACKAGE)) for p in modules if p.name not in layout]
+    assert not missing, f"README.md, Layout: not named: {missing}"

@@ -1,5 +1,5 @@
-"""Batched trials (``run.trial_batch``): vectorised grids, exploration draws and policies reproduce the
-unbatched numbers exactly, and a trial's results depend neither on the batch size nor on the ranks."""
+"""Trials run together (``run.trial_batch``): array grids, policies and kernels reproduce each episode
+exactly, and a trial's results depend neither on the batch size nor on the ranks."""
 
 import io
 import signal
@@ -10,14 +10,14 @@ import pytest
 from helpers import mpirun, write_config
 from test_reliability import start, wait_for_round
 
-from mpidrl import rng, validate
-from mpidrl.algorithms.batched import BatchDQLWorker, ExplorationDraws
+from mpidrl import validate
 from mpidrl.algorithms.davia import davia_gradients, predicted_decreases
+from mpidrl.algorithms.qlearning import DQLWorker
 from mpidrl.comm import Runtime
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, spec_of
-from mpidrl.envs.batch import GridBatch, run_episodes
 from mpidrl.envs.grids import IDS
+from mpidrl.envs.vector import GridBatch, GridTables, rollout
 from mpidrl.log import Progress
 from mpidrl.policies import MLP
 from mpidrl.run import Experiment
@@ -31,47 +31,39 @@ from mpidrl.store import read_messages, read_run
 )
 def test_grid_batch_steps_like_the_gymnasium_environment(env_id, kwargs):
     cfg = load(None, [f'env.id="{env_id}"', "env.max_steps=30", f"env.kwargs={kwargs}"]).env
-    grid = GridBatch(cfg)
-    assert grid.random == (env_id != IDS[0] and "is_slippery" not in kwargs)
+    tables = GridTables.supports(cfg)
+    assert tables.random == (env_id != IDS[0] and "is_slippery" not in kwargs)
     seeds = [3, 17, 99, 12345]
     plan = np.random.default_rng(0).integers(5, size=(len(seeds), 30))
-    ep = run_episodes(grid, len(seeds), lambda t, envs, s: plan[envs, t], 0.9, seeds)
+    clock = iter(range(30))
+
+    def policy(active, states):
+        return plan[active, next(clock)]
+
+    ep = rollout(GridBatch(len(seeds), tables), policy, 0.9, seeds, record=True)
     for e, seed in enumerate(seeds):
         env = make_env(cfg)
         state, _ = env.reset(seed=seed)
-        assert ep.states[e, 0] == state
+        assert ep.observations[e, 0] == state
         for t in range(30):
             state, reward, terminated, truncated, _ = env.step(int(plan[e, t]))
-            assert (ep.states[e, t + 1], ep.rewards[e, t]) == (state, reward)
+            assert (ep.observations[e, t + 1], ep.rewards[e, t]) == (state, reward)
             if terminated or truncated:
                 break
         assert ep.steps[e] == t + 1 and ep.terminated[e] == terminated
 
 
-def test_grid_batch_refuses_other_environments():
-    with pytest.raises(ConfigError, match="run.trial_batch: batched trials need one of mpidrl's grid worlds"):
-        GridBatch(load(None, []).env)
-
-
-def explore_draws(seed, trial, round, agent, blocks):
-    """What qlearning.explore_episode draws from the stream, block after block."""
-    gen = rng.generator(seed, trial, rng.Stream.EXPLORE, round, agent)
-    out = [(gen.random(64), gen.integers(5, size=64), gen.random(64)) for _ in range(blocks)]
-    return [np.concatenate(part) for part in zip(*out)]
-
-
-@pytest.mark.parametrize("replay", [False, True])
-def test_exploration_draws_are_numpys_draws(replay):
-    trials, agents = np.array([0, 1, 7, 7]), np.array([0, 4, 2, 3])
-    draws = ExplorationDraws(11, trials, agents, 5, 5)
-    if replay:
-        draws.replayed = {1, 2}  # the path taken after a rejection must give the same numbers
-    envs = np.arange(4)
-    got = [np.stack(col, axis=1) for col in zip(*(draws.at(t, envs) for t in range(150)))]
-    for e in envs:
-        want = explore_draws(11, int(trials[e]), 5, int(agents[e]), 3)
-        for g, w in zip(got, want):
-            np.testing.assert_array_equal(g[e], w[:150])
+@pytest.mark.parametrize(
+    "sets, exists",
+    [
+        ([], False),  # CartPole: its own array implementation
+        (['env.id="FrozenLake-v1"', 'env.kwargs={desc = ["FFF", "FSH", "HFG"]}'], False),  # the start is not cell 0
+        (['env.id="FrozenLake-v1"', 'env.kwargs={desc = ["SFF", "FHF", "FFG"]}'], True),
+        (['env.id="Taxi-v4"'], False),
+    ],
+)
+def test_grid_tables_exist_only_where_they_step_exactly(sets, exists):
+    assert (GridTables.supports(load(None, sets).env) is not None) == exists
 
 
 def test_greedy_table_rows_do_not_depend_on_the_batch():
@@ -105,10 +97,9 @@ def test_davia_gradients_of_a_batch_equal_those_of_single_episodes():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (['algo.name="espc"', "algo.m=1"], "batched trials support es, dql, ebcdql, davia, not espc"),
+        (['algo.name="rennala-nigt"', 'env.id="CartPole-v1"'], "trials run together with es, espc, es-fixed, dql"),
         (['algo.name="dql"', 'time.mode="simulated"'], 'need time.mode = "real"'),
-        (['algo.downlink="returns"'], 'batched ES needs algo.downlink = "params"'),
-        (["algo.episodes=2"], "and algo.episodes = 1"),
+        (['algo.downlink="returns"'], 'need algo.downlink = "params"'),
     ],
 )
 def test_unsupported_batches_are_refused(overrides, message):
@@ -146,9 +137,14 @@ hidden = [4]
         ("davia", []),
         ("davia", ['algo.features="successor"', 'env.kwargs={wind = [["down", 0.3], ["left", 0.3]]}']),
         ("es", []),
+        ("es", ['env.id="CartPole-v1"', "algo.episodes=2", 'env.variation="pole_length"']),
+        ("espc", ['env.id="CartPole-v1"', "algo.m=1", "algo.k=3"]),
+        ("es-fixed", ['env.id="CartPole-v1"', "algo.m=2", 'env.variation="negate_obs"']),
+        ("lapg", ['env.id="CartPole-v1"', "algo.H=20", "algo.max_staleness=2"]),
     ],
 )
 def test_batches_and_ranks_do_not_change_a_trials_results(tmp_path, algo, sets):
+    """Every synchronous algorithm, natively batched or agent by agent (LAPG), on grids and CartPole."""
     cfg = write_config(tmp_path / "c.toml", GRID.format(algo=algo))
     runs, messages = {}, {}
     extra = [word for s in sets for word in ("--set", s)]
@@ -186,7 +182,7 @@ def test_gymnasiums_4x4_frozen_lake_runs_every_grid_algorithm(tmp_path, algo, se
     sets = ['env.id="FrozenLake-v1"', "env.kwargs={is_slippery = false}", f'algo.name="{algo}"', *sets]
     sets += ["run.trials=2", "run.rounds=30", "agents.n=3", "env.gamma=0.9", "policy.hidden=[4]"]
     runs = []
-    for batch in (1, 2) if algo != "espc" else (1,):
+    for batch in (1, 2):
         cfg = load(None, [*sets, f"run.trial_batch={batch}"])
         checked = validate.check(cfg)
         assert (checked.env_spec.discrete_obs, checked.env_spec.n_actions, checked.d) == (16, 4, d)
@@ -242,14 +238,14 @@ def test_sigterm_stops_a_batch_and_resume_equals_trials_run_one_by_one(tmp_path)
 def test_a_failing_batch_marks_the_run_file_failed(tmp_path, monkeypatch):
     cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', 'algo.name="dql"', "run.trials=4", "run.trial_batch=2"])
     env_spec = validate.check(cfg).env_spec
-    act = BatchDQLWorker.act
+    act = DQLWorker.act
 
-    def failing(self, round):
-        if self.trials[0] == 2 and round == 3:
+    def failing(self, round, agents):
+        if self.contexts[0].trial == 2 and round == 3:
             raise RuntimeError("injected failure")
-        return act(self, round)
+        return act(self, round, agents)
 
-    monkeypatch.setattr(BatchDQLWorker, "act", failing)
+    monkeypatch.setattr(DQLWorker, "act", failing)
     out = tmp_path / "r.h5"
     with pytest.raises(RuntimeError, match="injected failure"):
         Experiment(cfg, env_spec, out, Runtime(), progress=Progress(0, 4, 100, stream=io.StringIO(), bar=False)).run()

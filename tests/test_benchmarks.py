@@ -24,11 +24,13 @@ def bench(script: str, *args: str, timeout: float = 120) -> str:
     return proc.stdout
 
 
-def test_overhead_reproduces_the_episodes_and_reports_a_ratio():
-    out = bench("overhead.py")
-    # the script raises unless the bare loop got the framework's returns; each env reports a ratio
+def test_speed_reproduces_the_episodes_and_reports_a_ratio():
+    out = bench("speed.py")
+    # the script raises unless the bare loop got mpidrl's returns; each env reports a ratio
     for env_id in ("CartPole-v1", "Ant-v5"):
-        assert re.search(rf"^{env_id}: overhead % median", out, re.M), out
+        assert re.search(rf"^{env_id}, 1 trial\(s\): speed-up median", out, re.M), out
+    out = bench("speed.py", "--env", "CartPole-v1", "--trials", "3")
+    assert re.search(r"^CartPole-v1 \| 3 x 10 x 2 \| \d+ \|", out, re.M), out
 
 
 def test_learner_reports_rates_for_each_cell():

@@ -29,7 +29,7 @@ from mpidrl import registry, validate
 from mpidrl.comm import Runtime
 from mpidrl.config import ConfigError, from_dict
 from mpidrl.log import Progress
-from mpidrl.protocols import Context, SyncRounds
+from mpidrl.protocols import BlockWorker, Context, SyncRounds
 from mpidrl.records import DOWNLINK, UPLINK
 from mpidrl.run import Experiment, Interrupted, StopRequest
 from mpidrl.sweep import toml_value
@@ -121,15 +121,29 @@ def test_uplink_bytes_are_the_payloads_nbytes(name):
     spec, ctx = registry.lookup(name), context(name)
     sent: dict[int, int] = {}
 
-    class Recording(spec.worker):
-        def act(self, round, agent):
-            result = super().act(round, agent)
-            if result.message is not None:
-                assert result.message.dtype == spec.wire.uplink_dtype, f"{name}: message dtype"
-                sent[agent] = sent.get(agent, 0) + result.message.nbytes
-            return result
+    def count(agent, message):
+        if message is not None:
+            assert message.dtype == spec.wire.uplink_dtype, f"{name}: message dtype"
+            sent[agent] = sent.get(agent, 0) + message.nbytes
 
-    rounds = SyncRounds(dataclasses.replace(spec, worker=Recording), ctx, Runtime())
+    if issubclass(spec.worker, BlockWorker):
+
+        class Recording(spec.worker):
+            def act(self, round, agents):
+                result = super().act(round, agents)
+                for agent, message in zip(agents, result.messages):  # one trial: one message per agent
+                    count(agent, message)
+                return result
+
+    else:
+
+        class Recording(spec.worker):
+            def act(self, round, agent):
+                result = super().act(round, agent)
+                count(agent, result.message)
+                return result
+
+    rounds = SyncRounds(dataclasses.replace(spec, worker=Recording), [ctx], Runtime())
     counted = np.zeros(ctx.n, dtype=np.int64)
     for r in range(4):
         (record,) = rounds.run(r)
@@ -204,13 +218,13 @@ def test_a_resumed_run_equals_an_uninterrupted_one(runs, tmp_path, name):
 def test_state_round_trips_through_a_checkpoint(name):
     """Learner and worker state saved after two rounds and loaded into fresh sides give the same next rounds."""
     spec, ctx = registry.lookup(name), context(name)
-    first = spec.protocol(spec, ctx, Runtime())
+    first = spec.protocol.start(spec, [ctx], Runtime())
     for r in range(2):
         first.run(r)
     learner_state, worker_state = first.learner.state_dict(), first.worker.state_dict()
     for state in (learner_state, worker_state):
         assert all(isinstance(v, np.ndarray) for v in state.values()), "state holds arrays only"
-    second = spec.protocol(spec, ctx, Runtime())
+    second = spec.protocol.start(spec, [ctx], Runtime())
     second.learner.load_state_dict(learner_state)
     second.worker.load_state_dict(worker_state)
     second.sim_time = first.sim_time

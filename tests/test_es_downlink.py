@@ -87,20 +87,16 @@ def play(learner, worker, rounds):
     for r in rounds:
         payload = learner.downlink().copy()
         payloads.append(payload)
-        worker.receive(payload)
-        messages = []
-        for agent in worker.agents:
-            res = worker.act(r, agent)
-            if res.message is not None:
-                messages.append((agent, res.message))
-        learner.update(r, messages)
+        worker.receive([payload])
+        res = worker.act(r, worker.agents)
+        learner.update(r, [(a, m) for a, m in zip(worker.agents, res.messages) if m is not None])
     return payloads
 
 
 def test_a_diverged_replica_is_caught_at_the_next_check():
     ctx = small_ctx(check_every=2)
     spec = registry.lookup("espc")
-    learner, worker = spec.learner(ctx), spec.worker(ctx, range(4))
+    learner, worker = spec.learner(ctx), spec.worker([ctx], range(4))
     play(learner, worker, range(3))  # hashes compared before rounds 0 and 2: equal
     worker.theta = worker.theta + 1e-15 * np.abs(worker.theta).max()  # one rounding step apart
     with pytest.raises(ReplicaMismatch, match="differs from the learner's before round 4"):
@@ -110,18 +106,18 @@ def test_a_diverged_replica_is_caught_at_the_next_check():
 def test_replica_state_resumes_exactly():
     ctx = small_ctx(check_every=1)
     spec = registry.lookup("espc")
-    learner, worker = spec.learner(ctx), spec.worker(ctx, range(4))
+    learner, worker = spec.learner(ctx), spec.worker([ctx], range(4))
     play(learner, worker, range(4))
     saved_l, saved_w = learner.state_dict(), worker.state_dict()
     tail = play(learner, worker, range(4, 8))
 
-    learner2, worker2 = spec.learner(ctx), spec.worker(ctx, range(4))
+    learner2, worker2 = spec.learner(ctx), spec.worker([ctx], range(4))
     learner2.load_state_dict(saved_l)
     worker2.load_state_dict(saved_w)
     tail2 = play(learner2, worker2, range(4, 8))
     assert all(np.array_equal(a, b) for a, b in zip(tail, tail2))
     assert np.array_equal(learner.theta, learner2.theta) and np.array_equal(worker.theta, worker2.theta)
-    worker2.receive(learner2.downlink())  # the replica catches up with the last update, hash checked
+    worker2.receive([learner2.downlink()])  # the replica catches up with the last update, hash checked
     assert np.array_equal(worker2.theta, learner2.theta)
 
 

@@ -87,28 +87,34 @@ def small_ctx(algo: str, n: int, **algo_kwargs) -> Context:
     return Context(cfg, 0, spec_of(env))
 
 
+def decide(worker, t, agent, f, eps):
+    """One agent's decision: (sent, (utility, p_comm)) as plain numbers."""
+    sent, diagnostics = worker.decide(t, [agent], np.array([f]), np.asarray(eps, dtype=float)[None])
+    return bool(sent[0]), tuple(float(d[0]) for d in diagnostics)
+
+
 @pytest.mark.parametrize("n, m", [(10, 3), (10, 5), (10, 8), (7, 7)])
 def test_first_round_p_comm_is_the_fair_coin_tail(n, m):
     ctx = small_ctx("espc", n, m=m, k=5)
-    worker = ESPCWorker(ctx, range(n))
-    worker.receive(np.zeros(worker.policy.size))
+    worker = ESPCWorker([ctx], range(n))
+    worker.receive([np.zeros(worker.policy.size)])
     expected = binom.sf(n - m - 1, n - 1, 0.5)  # P[Bi(n-1, 1/2) >= n-m]
+    res = worker.act(0, range(n))
+    u, p_comm = res.diagnostics
+    assert p_comm == pytest.approx(np.full(n, expected), rel=1e-12)
     for agent in range(n):
-        res = worker.act(0, agent)
-        u, p_comm = res.diagnostics
-        assert p_comm == pytest.approx(expected, rel=1e-12)
         eps = perturbation(ctx, 0, agent, worker.policy.size)
-        assert u == pytest.approx(res.reward * np.linalg.norm(eps), rel=1e-12)
+        assert u[agent] == pytest.approx(res.reward[agent] * np.linalg.norm(eps), rel=1e-12)
 
 
 def test_rolling_window_mean_and_population_std_include_the_current_utility():
     n, m, k = 8, 3, 3
     ctx = small_ctx("espc", n, m=m, k=k)
-    worker = ESPCWorker(ctx, [2, 5])
+    worker = ESPCWorker([ctx], [2, 5])
     eps = np.full(4, 0.5)  # ||eps|| = 1
     fs = [3.0, 1.0, 4.0, 1.0, 5.0]
     for t, f in enumerate(fs):
-        _, (u, p_comm) = worker.decide(t, 5, f, eps)
+        _, (u, p_comm) = decide(worker, t, 5, f, eps)
         window = np.array(fs[max(0, t - k + 1) : t + 1])
         s = window.std() if window.std() > 0 else 1.0
         z = (f - window.mean()) / s
@@ -121,11 +127,11 @@ def test_rolling_window_mean_and_population_std_include_the_current_utility():
 
 def test_a_silent_agent_does_not_send_while_its_window_has_std_zero():
     n, m, k = 8, 4, 3
-    silent, one = (ESPCWorker(small_ctx("espc", n, m=m, k=k, zero_std=f'"{z}"'), [0, 1]) for z in ("silent", "one"))
+    silent, one = (ESPCWorker([small_ctx("espc", n, m=m, k=k, zero_std=f'"{z}"')], [0, 1]) for z in ("silent", "one"))
     eps = np.full(4, 0.5)
     for t, f in enumerate([0.0, 0.0, 0.0, 2.0, 1.0]):  # the Frozen Lake case: no reward, no utility
-        sent, (u, p_comm) = silent.decide(t, 1, f, eps)
-        _, (_, p_one) = one.decide(t, 1, f, eps)
+        sent, (u, p_comm) = decide(silent, t, 1, f, eps)
+        _, (_, p_one) = decide(one, t, 1, f, eps)
         if t < 3:  # std 0: silent sends nothing (no NaN), "one" uses z = 0
             assert (sent, p_comm) == (False, 0.0) and p_one == pytest.approx(binom.sf(n - m - 1, n - 1, 0.5))
         else:
@@ -134,31 +140,31 @@ def test_a_silent_agent_does_not_send_while_its_window_has_std_zero():
 
 def test_decisions_use_the_agents_keyed_stream_and_resume_exactly():
     ctx = small_ctx("espc", 6, m=2, k=4)
-    a, b = ESPCWorker(ctx, range(6)), ESPCWorker(ctx, range(6))
+    a, b = ESPCWorker([ctx], range(6)), ESPCWorker([ctx], range(6))
     eps = np.random.default_rng(0).standard_normal(10)
     for t in range(5):
-        assert a.decide(t, 1, float(t % 3), eps) == b.decide(t, 1, float(t % 3), eps)
+        assert decide(a, t, 1, float(t % 3), eps) == decide(b, t, 1, float(t % 3), eps)
     saved = a.state_dict()
-    fresh = ESPCWorker(ctx, range(6))
+    fresh = ESPCWorker([ctx], range(6))
     fresh.load_state_dict(saved)
     for t in range(5, 12):
-        assert fresh.decide(t, 1, 0.3 * t, eps) == a.decide(t, 1, 0.3 * t, eps)
+        assert decide(fresh, t, 1, 0.3 * t, eps) == decide(a, t, 1, 0.3 * t, eps)
     # a worker hosting only agent 1 decides the same (block boundaries do not matter)
-    alone, pair = ESPCWorker(ctx, [1]), ESPCWorker(ctx, [0, 1])
+    alone, pair = ESPCWorker([ctx], [1]), ESPCWorker([ctx], [0, 1])
     for t in range(12):
-        pair.decide(t, 0, 5.0, eps)
-        assert alone.decide(t, 1, 0.3 * t, eps) == pair.decide(t, 1, 0.3 * t, eps)
+        decide(pair, t, 0, 5.0, eps)
+        assert decide(alone, t, 1, 0.3 * t, eps) == decide(pair, t, 1, 0.3 * t, eps)
 
 
 @pytest.mark.parametrize("n, m, k", [(10, 2, 3), (10, 2, 10), (12, 9, 5), (8, 4, 2)])
 def test_long_stationary_run_sends_the_predicted_fraction(n, m, k):
     """Utilities i.i.d. normal: the send fraction matches E[p_comm] for a window of k (not m/n when k is small)."""
     ctx = small_ctx("espc", n, m=m, k=k)
-    worker = ESPCWorker(ctx, range(n))
+    worker = ESPCWorker([ctx], range(n))
     eps = np.ones(1)
     rounds = 800
     f = np.random.default_rng(11).normal(100.0, 10.0, size=(rounds, n))
-    sent = np.array([[worker.decide(t, i, f[t, i], eps)[0] for i in range(n)] for t in range(rounds)])
+    sent = np.array([[decide(worker, t, i, f[t, i], eps)[0] for i in range(n)] for t in range(rounds)])
     burn = k  # the first k-1 rounds have shorter windows
     measured = sent[burn:].mean()
     expected = stationary_comm_fraction(n, m, k)
@@ -196,11 +202,11 @@ def test_stationary_fraction_tends_to_m_over_n():
 def test_es_fixed_sends_with_probability_m_over_n():
     n, m = 10, 3
     ctx = small_ctx("es-fixed", n, m=m)
-    worker = ESFixedWorker(ctx, range(n))
+    worker = ESFixedWorker([ctx], range(n))
     eps = np.ones(3)
-    sent = np.array([[worker.decide(t, i, 1.0, eps)[0] for i in range(n)] for t in range(2000)])
+    sent = np.array([[decide(worker, t, i, 1.0, eps)[0] for i in range(n)] for t in range(2000)])
     assert abs(sent.mean() - m / n) < 4 * math.sqrt(0.3 * 0.7 / sent.size)
-    assert worker.decide(0, 0, 2.0, eps)[1] == (2.0 * math.sqrt(3), m / n)
+    assert decide(worker, 0, 0, 2.0, eps)[1] == (2.0 * math.sqrt(3), m / n)
     assert utility(-2.0, np.array([3.0, 4.0])) == -10.0
 
 

@@ -73,7 +73,7 @@ def test_small_run_reproduces_pinned_values(antithetic):
     env = make_env(cfg.env)
     ctx = Context(cfg, 1, spec_of(env))
     env.close()
-    rounds = SyncRounds(registry.lookup("es"), ctx, Runtime())
+    rounds = SyncRounds(registry.lookup("es"), [ctx], Runtime())
     returns = []
     for r in range(3):
         (record,) = rounds.run(r)

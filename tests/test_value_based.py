@@ -6,24 +6,24 @@ import numpy as np
 import pytest
 from helpers import mpidrl, mpirun, write_config
 
-from mpidrl import registry, validate
-from mpidrl.algorithms.davia import davia_gradient, linear_q, predicted_decrease, upload_threshold
+from mpidrl import registry, rng, validate
+from mpidrl.algorithms.davia import davia_gradients, linear_q, predicted_decreases, upload_threshold
 from mpidrl.algorithms.qlearning import (
     SAMPLE_DTYPE,
     TRANSITION_DTYPE,
-    Trajectory,
+    EpsilonGreedy,
     exploration_rate,
-    explore_episode,
-    pack_trajectory,
+    pack_trajectories,
     td_update,
     trigger,
     unpack_trajectory,
 )
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, observation_encoder, rollout, spec_of
+from mpidrl.envs.vector import Episodes, make_batch
+from mpidrl.envs.vector import rollout as batch_rollout
 from mpidrl.envs.grids import LEFT, STAY, shortest_path_return
 from mpidrl.policies import MLP, LinearQ
-from mpidrl.policies.qfunctions import greedy_sets
 from mpidrl.protocols import Context
 from mpidrl.store import read_run
 
@@ -58,7 +58,25 @@ def test_td_update_matches_hand_computation():
 
 
 def trajectory(states, actions, rewards, terminated):
-    return Trajectory(np.array(states), np.array(actions), np.array(rewards, float), terminated, 0.0)
+    """One recorded episode."""
+    steps, rewards = np.array([len(actions)]), np.array([rewards], float)
+    return Episodes(rewards.sum(1), rewards.sum(1), steps, np.array([terminated]), np.array([states]), np.array([actions]), rewards)
+
+
+def pack_trajectory(episode):
+    return pack_trajectories(episode)[0]
+
+
+def davia_gradient(model, w, states, actions, rewards, terminal, gamma, reg):
+    g, index = davia_gradients(
+        w[None], model.index, states[None], actions[None], rewards[None], np.array([len(actions)]),
+        np.array([bool(terminal[-1])]), gamma, reg,
+    )  # fmt: skip
+    return g[0], index[0]
+
+
+def predicted_decrease(g, index, step):
+    return float(predicted_decreases(g[None], index[None], np.array([index.size]), step)[0])
 
 
 def test_trajectory_messages_derive_s_next_and_shrink_with_the_episode():
@@ -77,14 +95,23 @@ def test_trajectory_messages_derive_s_next_and_shrink_with_the_episode():
     assert not terminal.any() and len(s) == 2
 
 
+def trigger1(deltas, beta, rho, floor):
+    """The trigger over one episode of |TD errors| ``deltas`` from L = 0."""
+    mask, level = trigger(np.abs(np.array([deltas])), np.array([len(deltas)]), np.zeros(1), beta, rho, floor)
+    return mask[0], float(level[0])
+
+
 def test_ebcdql_trigger_updates_the_level_before_the_test():
-    mask, level = trigger(np.array([1.0, -0.8]), 0.0, beta=0.5, rho=1.3, floor=0.0)
+    mask, level = trigger1([1.0, -0.8], beta=0.5, rho=1.3, floor=0.0)
     # L = 0.5 then 0.65: 1 >= 0.65 sends, 0.8 < 1.3 * 0.65 does not (testing before updating would send it)
     assert mask.tolist() == [True, False] and level == pytest.approx(0.65)
-    mask, level = trigger(np.array([1.0, 0.5, 2.0, 0.0]), 0.0, beta=0.5, rho=1.0, floor=0.1)
+    mask, level = trigger1([1.0, 0.5, 2.0, 0.0], beta=0.5, rho=1.0, floor=0.1)
     assert mask.tolist() == [True, True, True, False] and level == pytest.approx(0.625)
-    mask, _ = trigger(np.array([0.05, 0.2]), 0.0, beta=0.5, rho=0.0, floor=0.1)
+    mask, _ = trigger1([0.05, 0.2], beta=0.5, rho=0.0, floor=0.1)
     assert mask.tolist() == [False, True]  # the floor applies even when rho L is smaller
+    # episodes of a batch end at their own lengths: steps after the end neither send nor move L
+    mask, level = trigger(np.array([[1.0, 0.5], [1.0, 9.0]]), np.array([2, 1]), np.zeros(2), 0.5, 1.0, 0.1)
+    assert mask.tolist() == [[True, True], [True, False]] and level.tolist() == [0.5, 0.5]
 
 
 def test_davia_gradient_and_upload_condition_match_hand_computation():
@@ -136,18 +163,60 @@ def test_successor_features_need_a_grid_world():
 
 
 def test_greedy_ties_first_takes_the_lowest_tied_action():
-    env = make_env(load(None, ['env.id="mpidrl/SimpleGrid-v0"', "env.max_steps=6"]).env)
-    q = np.zeros((25, 5))
-    q[0, [1, 2]] = 1.0  # down and right tie at the start; everywhere else all five tie
+    q = np.zeros((1, 25, 5))
+    q[0, 0, [1, 2]] = 1.0  # down and right tie at the start; everywhere else all five tie
     runs = {}
     for first in (False, True):
-        gen = np.random.default_rng(4)
-        runs[first] = explore_episode(env, greedy_sets(q), 5, 0.0, gen, 0, 0.9, first)
-        runs[first, "draws"] = gen.random()  # the same numbers are drawn either way
+        cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', "env.max_steps=6", 'algo.name="dql"', "algo.explore_start=0.0",
+                          "algo.explore_end=0.0", f'algo.greedy_ties="{"first" if first else "random"}"'])  # fmt: skip
+        policy = EpsilonGreedy(q, np.zeros(1, np.int64), [(0, 0)], 0, cfg)
+        runs[first] = batch_rollout(make_batch(cfg.env, [0]), policy, 0.9, [0], record=True)
+        runs[first, "draws"] = policy.gens[0].random()  # the same numbers are drawn either way
     # first: down (1) from the start, then left (0) at every later cell, against the wall
-    assert runs[True].actions.tolist() == [1, 0, 0, 0, 0, 0] and runs[True].states.tolist() == [0, 5, 5, 5, 5, 5, 5]
-    assert runs[False].actions.tolist() != runs[True].actions.tolist() and runs[False].actions[0] in (1, 2)
+    assert runs[True].actions[0].tolist() == [1, 0, 0, 0, 0, 0]
+    assert runs[True].observations[0].tolist() == [0, 5, 5, 5, 5, 5, 5]
+    assert runs[False].actions[0].tolist() != runs[True].actions[0].tolist() and runs[False].actions[0, 0] in (1, 2)
     assert runs[False, "draws"] == runs[True, "draws"]
+
+
+def explore_episode(env, q, epsilon, gen, seed, gamma):
+    """One epsilon-greedy episode as the specification draws it, one step at a time: per block of 64 steps,
+    64 uniforms (explore?), 64 random actions, 64 uniforms (which of the tied greedy actions)."""
+    s, _ = env.reset(seed=seed)
+    states, actions, rewards, i = [int(s)], [], [], 64
+    while True:
+        if i == 64:
+            explore, random_actions, ties, i = gen.random(64), gen.integers(q.shape[1], size=64), gen.random(64), 0
+        best = np.flatnonzero(q[states[-1]] == q[states[-1]].max())
+        a = int(random_actions[i]) if explore[i] < epsilon else int(best[int(ties[i] * len(best))])
+        i += 1
+        s, r, terminated, truncated, _ = env.step(a)
+        states, actions, rewards = states + [int(s)], actions + [a], rewards + [float(r)]
+        if terminated or truncated:
+            return states, actions, rewards, terminated
+
+
+@pytest.mark.parametrize("env_id", ["mpidrl/WindyGrid-v0", "mpidrl/FrozenLake5x5-v0", "Taxi-v4"])
+def test_a_batch_of_epsilon_greedy_episodes_is_each_agents_own(env_id):
+    """Trials, agents, streams and reset seeds of a batch give each pair the episode it would run alone,
+    also past 64 steps (a second block of draws) and through Gymnasium instances (Taxi)."""
+    sets = [f'env.id="{env_id}"', "env.max_steps=150", 'algo.name="dql"', "algo.explore_start=0.6", "run.seed=9"]
+    cfg = load(None, [*sets, "algo.explore_end=0.6"])
+    spec = validate.check(cfg).env_spec
+    q = np.random.default_rng(2).integers(0, 3, size=(2, spec.discrete_obs, spec.n_actions)).astype(float)
+    pairs = [(0, 0), (1, 0), (0, 4), (1, 4), (0, 7), (1, 7)]
+    env_trial = np.array([t for t, _ in pairs])
+    seeds = [rng.reset_seed(9, t, 3, a) for t, a in pairs]
+    policy = EpsilonGreedy(q, env_trial, pairs, 3, cfg)
+    got = batch_rollout(make_batch(cfg.env, [a for _, a in pairs]), policy, 0.9, seeds, record=True)
+    assert got.steps.max() > 64 or "Lake" in env_id  # the lake's holes end episodes early
+    for e, (trial, agent) in enumerate(pairs):
+        gen = rng.generator(9, trial, rng.Stream.EXPLORE, 3, agent)
+        states, actions, rewards, terminated = explore_episode(make_env(cfg.env, agent), q[trial], 0.6, gen, seeds[e], 0.9)
+        t = len(actions)
+        assert got.steps[e] == t and got.terminated[e] == terminated
+        assert got.observations[e, : t + 1].tolist() == states and got.actions[e, :t].tolist() == actions
+        assert got.rewards[e, :t].tolist() == rewards
 
 
 def test_exploration_schedule():
@@ -172,11 +241,11 @@ def test_dql_reaches_the_optimal_return_on_simple_grid_within_300_rounds():
     cfg = load(None, ['algo.name="dql"', 'env.id="mpidrl/SimpleGrid-v0"', "env.gamma=0.9", "agents.n=5"])
     env_spec = validate.check(cfg).env_spec
     spec, ctx = registry.lookup("dql"), Context(cfg, 0, env_spec)
-    learner, worker = spec.learner(ctx), spec.worker(ctx, range(5))
+    learner, worker = spec.learner(ctx), spec.worker([ctx], range(5))
     env, encode = make_env(cfg.env), observation_encoder(env_spec)
     for r in range(300):
-        worker.receive(learner.downlink())
-        learner.update(r, [(i, worker.act(r, i).message) for i in range(5)])
+        worker.receive([learner.downlink()])
+        learner.update(r, list(enumerate(worker.act(r, range(5)).messages)))
         if rollout(env, learner.actor(), encode, 0.9, 0).discounted == pytest.approx(shortest_path_return(0.9)):
             break
     else:
@@ -216,13 +285,14 @@ def test_uplink_bytes_are_the_payloads_actually_sent(tmp_path):
 def test_ebcdql_worker_state_round_trips():
     cfg = load(None, ['algo.name="ebcdql"', 'env.id="mpidrl/SimpleGrid-v0"', "agents.n=3"])
     ctx = Context(cfg, 0, validate.check(cfg).env_spec)
-    worker = registry.lookup("ebcdql").worker(ctx, [1, 2])
-    worker.receive(np.zeros(125))
-    worker.act(0, 1)
+    worker = registry.lookup("ebcdql").worker([ctx], [1, 2])
+    worker.receive([np.zeros(125)])
+    worker.act(0, [1, 2])
     state = worker.state_dict()
-    other = registry.lookup("ebcdql").worker(ctx, [1, 2])
+    assert state["agents"].tolist() == [1, 2] and state["trigger_level"].shape == (2,)
+    other = registry.lookup("ebcdql").worker([ctx], [1, 2])
     other.load_state_dict(state)
-    assert other.level == worker.level and worker.level[1] > 0 and worker.level[2] == 0
+    assert other.level.tolist() == worker.level.tolist() and (worker.level > 0).all()
 
 
 def test_ebcdql_trigger_floor_can_be_the_exploration_rate():
@@ -231,9 +301,9 @@ def test_ebcdql_trigger_floor_can_be_the_exploration_rate():
 
     def messages(*sets):
         cfg = load(None, [*base, *sets])
-        worker = registry.lookup("ebcdql").worker(Context(cfg, 0, validate.check(cfg).env_spec), [0, 1])
-        worker.receive(q)
-        return [worker.act(k, a).message for k in (0, 60) for a in (0, 1)]
+        worker = registry.lookup("ebcdql").worker([Context(cfg, 0, validate.check(cfg).env_spec)], [0, 1])
+        worker.receive([q])
+        return [m for k in (0, 60) for m in worker.act(k, [0, 1]).messages]
 
     # explore 0.8 in round 0 and 0.2 in round 60: the floor follows the rate, not eps_floor
     schedule = ["algo.explore_start=0.8", "algo.explore_end=0.2"]
@@ -279,9 +349,3 @@ def test_es_runs_on_grid_worlds_with_one_hot_states(tmp_path, env):
     assert (m["uplink_bytes"] == 8).all() and (m["downlink_bytes"] == 8 * (25 * 4 + 4 + 4 * 4 + 4 + 4 * 5 + 5)).all()
     low = -10.0 if "Simple" in env else 0.0
     assert np.isfinite(m["reward"]).all() and (m["reward"] >= low).all() and (m["steps"] <= 100).all()
-
-
-def test_greedy_sets_list_every_tied_maximum():
-    assert greedy_sets(np.array([[0, 0, 1.0], [2, 2, 2], [0, -1, -1]])) == [[2], [0, 1, 2], [0]]
-    q = np.random.default_rng(0).integers(0, 3, (25, 5)).astype(float)
-    assert greedy_sets(q) == [np.flatnonzero(row == row.max()).tolist() for row in q]

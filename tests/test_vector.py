@@ -8,7 +8,7 @@ import pytest
 
 from mpidrl.config import load
 from mpidrl.envs import make_env
-from mpidrl.envs.vector import CartPoleBatch, GymBatch, make_batch, rollout
+from mpidrl.envs.vector import CartPoleBatch, GridBatch, GymBatch, make_batch, rollout
 
 
 def test_the_array_cartpole_reproduces_10000_gymnasium_episodes_bit_for_bit():
@@ -69,8 +69,10 @@ def test_rollout_returns_and_the_generic_batch_agree_with_single_episodes():
 def test_make_batch_chooses_the_array_implementation_where_it_exists(variation, native):
     cfg = load(None, [f'env.variation="{variation}"']).env
     assert isinstance(make_batch(cfg, [0, 1]), CartPoleBatch) == native
-    grid = load(None, ['env.id="mpidrl/SimpleGrid-v0"']).env
-    assert isinstance(make_batch(grid, [0]), GymBatch)
+    for env_id, kind in (("mpidrl/SimpleGrid-v0", GridBatch), ("FrozenLake-v1", GridBatch), ("Taxi-v4", GymBatch)):
+        assert type(make_batch(load(None, [f'env.id="{env_id}"']).env, [0])) is kind
+    lake = load(None, ['env.id="FrozenLake-v1"', 'env.kwargs={desc = ["FFF", "FSH", "HFG"]}']).env
+    assert type(make_batch(lake, [0])) is GymBatch  # the start is not cell 0
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Ant-v5"])

@@ -6,9 +6,9 @@ same kind (see docs/extending.md).
 
 from __future__ import annotations
 
-from mpidrl.algorithms import afedpg, batched, davia, es, espc, lapg, nigt, qlearning
+from mpidrl.algorithms import afedpg, davia, es, espc, lapg, nigt, qlearning
 from mpidrl.algorithms.pg import policy_size
-from mpidrl.protocols import AggregateRounds, AlgorithmSpec, Batched, BatchLearner, RoundTrips, SyncRounds, Wire
+from mpidrl.protocols import AggregateRounds, AlgorithmSpec, RoundTrips, SyncRounds, Wire
 
 RETURN = Wire(uplink_kind="return", downlink_kind="params")
 """ES family: one float64 return up, theta down"""
@@ -29,8 +29,8 @@ ES = AlgorithmSpec(
     worker=es.ESWorker,
     protocol=SyncRounds,
     wire=RETURN,
+    check=es.check,
     movable=True,
-    batch=Batched(worker=batched.BatchESWorker, check=batched.check_es),
     example=SMALL_ES,
 )
 
@@ -40,6 +40,7 @@ ESPC = AlgorithmSpec(
     worker=espc.ESPCWorker,
     protocol=SyncRounds,
     wire=RETURN,
+    check=es.check,
     diagnostics=espc.DIAGNOSTICS,
     example={**SMALL_ES, "algo": {**SMALL_ES["algo"], "m": 3, "k": 3}},
 )
@@ -50,6 +51,7 @@ ES_FIXED = AlgorithmSpec(
     worker=espc.ESFixedWorker,
     protocol=SyncRounds,
     wire=RETURN,
+    check=es.check,
     diagnostics=espc.DIAGNOSTICS,
     movable=True,
     example={**SMALL_ES, "algo": {**SMALL_ES["algo"], "m": 3}},
@@ -63,7 +65,6 @@ DQL = AlgorithmSpec(
     wire=Wire(uplink_dtype=qlearning.TRANSITION_DTYPE, uplink_kind="trajectory", downlink_kind="q_table"),
     check=qlearning.check_tabular,
     policy_size=qlearning.table_size,
-    batch=Batched(worker=batched.BatchDQLWorker, learner=batched.BatchQLearner, check=batched.check_grid),
     example=SMALL_GRID,
 )
 
@@ -76,7 +77,6 @@ EBCDQL = AlgorithmSpec(
     diagnostics=("trigger_level", "triggered"),
     check=qlearning.check_tabular,
     policy_size=qlearning.table_size,
-    batch=Batched(worker=batched.BatchEBCDQLWorker, learner=batched.BatchQLearner, check=batched.check_grid),
     example={**SMALL_GRID, "env": {**SMALL_GRID["env"], "id": "mpidrl/WindyGrid-v0"}},
 )
 
@@ -89,7 +89,6 @@ DAVIA = AlgorithmSpec(
     diagnostics=("decrease",),
     check=davia.check,
     policy_size=davia.weight_count,
-    batch=Batched(worker=batched.BatchDAVIAWorker, learner=BatchLearner, check=batched.check_grid),
     example={**SMALL_GRID, "algo": {"lam": 0.055, "horizon": 4, "rho": 0.9}},
 )
 

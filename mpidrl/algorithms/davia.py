@@ -17,7 +17,7 @@ predicted decrease of the objective from a step eps along g is large enough:
 g^T A g is computed as ||F g||^2 / T with F the [T, d] feature rows, so A is never formed; with one-hot
 features F g picks one entry of g per step and F^T x sums x per feature, so F is never formed either.
 Every sum runs in a fixed order (over the steps, then over the d entries of g . g) whether one episode
-or a batch of them is computed (``[run] trial_batch``), so both give the same bits. The learner
+or a batch of them is computed, so an episode's g does not depend on the others of its batch. The learner
 steps w <- w - eps * mean of the received g, or keeps w when nothing arrived.
 *(reconstructed from the report's framework, as reference/algorithms.md says; the paper's exact form
 was not available.)*
@@ -36,7 +36,7 @@ from mpidrl.config import Config, ConfigError, require
 from mpidrl.envs import EnvSpec, make_env
 from mpidrl.envs.grids import successor_cells
 from mpidrl.policies.qfunctions import LinearQ, greedy_actor
-from mpidrl.protocols import AgentResult, Context, SyncLearner
+from mpidrl.protocols import Context, Results, SyncLearner
 
 
 @dataclass(frozen=True)
@@ -113,37 +113,6 @@ def predicted_decreases(g: np.ndarray, index: np.ndarray, steps: np.ndarray, ste
     return np.cumsum(g * g, axis=1)[:, -1] - 0.5 * step * fg2 / steps
 
 
-def davia_gradient(
-    model: LinearQ,
-    w: np.ndarray,
-    states: np.ndarray,
-    actions: np.ndarray,
-    rewards: np.ndarray,
-    terminal: np.ndarray,
-    gamma: float,
-    reg: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """g of one episode (states s_0..s_T, T actions and rewards, per-step terminal flags) and the
-    steps' feature indices (:func:`davia_gradients` for a batch of one)."""
-    g, index = davia_gradients(
-        w[None],
-        model.index,
-        states[None],
-        actions[None],
-        rewards[None],
-        np.array([len(actions)]),
-        np.array([bool(terminal[-1])]),
-        gamma,
-        reg,
-    )
-    return g[0], index[0]
-
-
-def predicted_decrease(g: np.ndarray, index: np.ndarray, step: float) -> float:
-    """g^T (I - (eps/2) A) g of one episode with feature indices ``index``."""
-    return float(predicted_decreases(g[None], index[None], np.array([index.size]), step)[0])
-
-
 def upload_threshold(lam: float, rho: float, horizon: int, round: int) -> float:
     """lambda / rho^max(N - 1 - k, 0)."""
     return lam / rho ** max(horizon - 1 - round, 0)
@@ -197,26 +166,26 @@ class DAVIALearner(SyncLearner):
 
 
 class DAVIAWorker(ValueWorker):
-    """Runs each agent's episode with the broadcast w and uploads g when the condition holds."""
+    """Runs every (agent, trial)'s episode with its trial's broadcast w and uploads g when the condition holds."""
 
-    def __init__(self, ctx: Context, agents: Sequence[int]):
-        super().__init__(ctx, agents)
-        self.model = linear_q(ctx.cfg, ctx.env_spec)
-        self.w = self.model.init()
+    def __init__(self, contexts: Sequence[Context], agents: Sequence[int]):
+        super().__init__(contexts, agents)
+        self.model = linear_q(self.ctx.cfg, self.ctx.env_spec)
 
-    def table(self, payload: np.ndarray) -> np.ndarray:
-        self.w = payload
-        return self.model.table(payload)
+    def tables(self) -> np.ndarray:
+        """[T, n_states, n_actions] Q = w[feature of (s, a)] of each trial (features are one-hot)."""
+        return self.payloads[:, self.model.index]
 
-    def act(self, round: int, agent: int) -> AgentResult:
-        p = self.ctx.cfg.algo
-        traj = self.episode(round, agent)
-        g, index = davia_gradient(
-            self.model, self.w, traj.states, traj.actions, traj.rewards, traj.terminals(), self.ctx.cfg.env.gamma, p.reg
+    def act(self, round: int, agents: Sequence[int]) -> Results:
+        p, gamma = self.ctx.cfg.algo, self.ctx.cfg.env.gamma
+        ep = self.episodes(round)
+        w = self.payloads[self.env_trial]
+        g, index = davia_gradients(
+            w, self.model.index, ep.observations, ep.actions, ep.rewards, ep.steps, ep.terminated, gamma, p.reg
         )
-        decrease = predicted_decrease(g, index, p.step)
+        decrease = predicted_decreases(g, index, ep.steps, p.step)
         send = decrease >= upload_threshold(p.lam, p.rho, p.horizon, round)
-        return self.result(traj, g if send else None, (decrease,))
+        return self.results(ep, [g[e] if send[e] else None for e in range(len(g))], decrease)
 
 
 def weight_count(cfg: Config, env_spec: EnvSpec) -> int:

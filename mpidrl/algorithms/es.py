@@ -31,10 +31,11 @@ import numpy as np
 
 from mpidrl import rng
 from mpidrl.algorithms.optim import Optimizer
-from mpidrl.config import AlgoParams, require
-from mpidrl.envs import make_env, rollout
+from mpidrl.config import AlgoParams, Config, ConfigError, require
+from mpidrl.envs import EnvSpec
+from mpidrl.envs.vector import EnvPool, rollout
 from mpidrl.policies import make_policy
-from mpidrl.protocols import AgentResult, Context, SyncLearner, SyncWorker
+from mpidrl.protocols import BlockWorker, Context, Results, SyncLearner
 
 
 @dataclass(frozen=True)
@@ -196,26 +197,28 @@ class ESLearner(SyncLearner):
         self.optimizer.load_state_dict({k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("optim/")})
 
 
-class ESWorker(SyncWorker):
-    """Runs each hosted agent's perturbed episode(s) and sends F_i when :meth:`decide` says so."""
+class ESWorker(BlockWorker):
+    """Runs the perturbed episode(s) of a batch of agents in every trial at once; each sends F_i when
+    :meth:`decide` says so."""
 
-    def __init__(self, ctx: Context, agents: Sequence[int]):
-        super().__init__(ctx, agents)
+    def __init__(self, contexts: Sequence[Context], agents: Sequence[int]):
+        super().__init__(contexts, agents)
+        ctx = self.ctx
         self.policy = make_policy(ctx.cfg.policy, ctx.env_spec)
-        self.envs = {agent: make_env(ctx.cfg.env, agent) for agent in self.agents}
-        self.guests: dict[int, Any] = {}
-        """environments of other ranks' agents this rank ran (dynamic placement), at most a block of them"""
-        self.replicated = ctx.cfg.algo.downlink == "returns"
+        self.envs = EnvPool(ctx.cfg.env, self.agents, len(self.contexts))
+        self.replicated = ctx.cfg.algo.downlink == "returns"  # one trial (see check)
         self.theta = initial_params(ctx, self.policy) if self.replicated else np.zeros(self.policy.size)
+        self.thetas = self.theta[None]
+        """[T, d]: each trial's broadcast theta"""
         self.optimizer = Optimizer(ctx.cfg.optim, self.policy.size) if self.replicated else None
         self.next_round = 0
         """the round the next broadcast starts (the replica has applied every update before it)"""
 
-    def receive(self, payload: np.ndarray) -> None:
+    def receive(self, payloads: Sequence[np.ndarray]) -> None:
         if not self.replicated:
-            self.theta = payload
+            self.thetas = np.stack(payloads)
         else:
-            agents, returns, check = decode_returns(payload)
+            agents, returns, check = decode_returns(payloads[0])
             if agents:
                 self.theta = es_step(self.ctx, self.optimizer, self.theta, self.next_round - 1, agents, returns)
             if check is not None and theta_hash(self.theta).tobytes() != check.tobytes():
@@ -223,6 +226,7 @@ class ESWorker(SyncWorker):
                     f"downlink=returns: agents {self.agents[0]}-{self.agents[-1]} replayed a theta that differs "
                     f"from the learner's before round {self.next_round} (trial {self.ctx.trial})"
                 )
+            self.thetas = self.theta[None]
         self.next_round += 1
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -241,43 +245,55 @@ class ESWorker(SyncWorker):
             super().load_state_dict(shared)
             return
         self.theta = shared["theta"].copy()
+        self.thetas = self.theta[None]
         self.next_round = int(shared["next_round"])
         self.optimizer.load_state_dict({k.split("/", 1)[1]: v for k, v in shared.items() if k.startswith("optim/")})
 
-    def env(self, agent: int) -> Any:
-        """``agent``'s environment: its own instance, also when the agent is hosted by another rank."""
-        env = self.envs[agent] if agent in self.envs else self.guests.get(agent)
-        if env is None:
-            if len(self.guests) >= max(len(self.agents), 1):
-                self.guests.pop(next(iter(self.guests))).close()  # the longest-kept guest goes
-            env = self.guests[agent] = make_env(self.ctx.cfg.env, agent)
-        return env
-
-    def act(self, round: int, agent: int) -> AgentResult:
-        cfg = self.ctx.cfg
-        eps = perturbation(self.ctx, round, agent, self.policy.size)
-        actor = self.policy.actor(self.theta + cfg.algo.sigma * eps, raw=True)
-        episodes = [
-            rollout(
-                self.env(agent),
-                actor,
-                None,
-                cfg.env.gamma,
-                rng.reset_seed(cfg.run.seed, self.ctx.trial, round, agent, e),
-            )
+    def act(self, round: int, agents: Sequence[int]) -> Results:
+        cfg, n_trials = self.ctx.cfg, len(self.contexts)
+        eps = perturbations(self.contexts, round, agents, self.policy.size)
+        # theta + sigma * eps of every (agent, trial), agent-major: the same operations as for one agent
+        thetas = self.thetas[np.tile(np.arange(n_trials), len(agents))] + cfg.algo.sigma * eps
+        batch = self.envs.batch(agents)
+        policy = self.policy.batch_actor(thetas)
+        pairs = [(ctx.trial, agent) for agent in agents for ctx in self.contexts]
+        runs = [
+            rollout(batch, policy, cfg.env.gamma, [rng.reset_seed(cfg.run.seed, t, round, a, e) for t, a in pairs])
             for e in range(cfg.algo.episodes)
         ]
-        f = mean([ep.discounted for ep in episodes])
-        send, diagnostics = self.decide(round, agent, f, eps)
-        return AgentResult(
-            message=np.array([f]) if send else None,
-            reward=f,
-            ret=mean([ep.undiscounted for ep in episodes]),
-            episodes=len(episodes),
-            steps=sum(ep.steps for ep in episodes),
-            diagnostics=diagnostics,
-        )
+        f, ret = means([r.discounted for r in runs]), means([r.undiscounted for r in runs])
+        send, diagnostics = self.decide(round, agents, f, eps)
+        messages = [np.array([value]) if s else None for value, s in zip(f.tolist(), send.tolist())]
+        steps = np.sum([r.steps for r in runs], axis=0)
+        return Results(messages, f, ret, len(runs), steps, diagnostics)
 
-    def decide(self, round: int, agent: int, f: float, eps: np.ndarray) -> tuple[bool, tuple[float, ...]]:
-        """Whether ``agent`` sends its return this round, and its diagnostics. Plain ES always sends."""
-        return True, ()
+    def decide(
+        self, round: int, agents: Sequence[int], f: np.ndarray, eps: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Whether each (agent, trial) sends its return F this round (agent-major, as ``f`` and the rows of
+        ``eps``), and its diagnostics. Plain ES always sends."""
+        return np.ones(len(f), dtype=bool), ()
+
+
+def means(values: list[np.ndarray]) -> np.ndarray:
+    """Each sub-environment's mean over episodes (``values``: one array per episode), as :func:`mean`
+    computes it for one agent."""
+    if len(values) == 1:
+        return values[0]
+    rows = np.stack(values, axis=1)
+    return np.array([mean(row.tolist()) for row in rows])
+
+
+def perturbations(contexts: Sequence[Context], round: int, agents: Sequence[int], size: int) -> np.ndarray:
+    """[A * T, size]: :func:`perturbation` of every (agent, trial), agent-major."""
+    eps = np.empty((len(agents) * len(contexts), size))
+    for i, agent in enumerate(agents):
+        for b, ctx in enumerate(contexts):
+            eps[i * len(contexts) + b] = perturbation(ctx, round, agent, size)
+    return eps
+
+
+def check(cfg: Config, env_spec: EnvSpec) -> None:
+    """Refuse what the ES family cannot run: the "returns" downlink with trials run together."""
+    if cfg.run.trial_batch > 1 and cfg.algo.downlink == "returns":
+        raise ConfigError('run.trial_batch: trials run together need algo.downlink = "params"; use 1')

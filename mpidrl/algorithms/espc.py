@@ -155,61 +155,81 @@ def uniform_draw(ctx: Context, round: int, agent: int) -> float:
     return float(rng.generator(ctx.seed, ctx.trial, rng.Stream.DECIDE, round, agent).random())
 
 
+def uniform_draws(contexts: Sequence[Context], round: int, agents: Sequence[int]) -> np.ndarray:
+    """:func:`uniform_draw` of every (agent, trial), agent-major."""
+    return np.array([uniform_draw(ctx, round, agent) for agent in agents for ctx in contexts])
+
+
+def utilities(f: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """:func:`utility` of every row."""
+    return np.array([utility(value, row) for value, row in zip(f.tolist(), eps)])
+
+
 class ESFixedWorker(ESWorker):
     """ES agents that each send with the fixed probability m/n."""
 
-    def decide(self, round: int, agent: int, f: float, eps: np.ndarray) -> tuple[bool, tuple[float, ...]]:
+    def decide(
+        self, round: int, agents: Sequence[int], f: np.ndarray, eps: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         p_comm = self.ctx.cfg.algo.m / self.ctx.n
-        return uniform_draw(self.ctx, round, agent) < p_comm, (utility(f, eps), p_comm)
+        send = uniform_draws(self.contexts, round, agents) < p_comm
+        return send, (utilities(f, eps), np.full(len(f), p_comm))
 
 
 class ESPCWorker(ESWorker):
     """ES agents that send with probability p_comm computed from their rolling utility statistics."""
 
-    def __init__(self, ctx: Context, agents: Sequence[int]):
-        super().__init__(ctx, agents)
+    def __init__(self, contexts: Sequence[Context], agents: Sequence[int]):
+        super().__init__(contexts, agents)
         self.slot = {agent: j for j, agent in enumerate(self.agents)}
-        self.history = np.zeros((len(self.agents), ctx.cfg.algo.k))
-        """each hosted agent's last k utilities, oldest first, right-aligned"""
-        self.count = np.zeros(len(self.agents), dtype=np.int64)
+        size = len(self.agents) * len(self.contexts)
+        self.history = np.zeros((size, self.ctx.cfg.algo.k))
+        """each hosted (agent, trial)'s last k utilities, oldest first, right-aligned (agent-major rows)"""
+        self.count = np.zeros(size, dtype=np.int64)
         """how many of them are filled (min(rounds so far, k))"""
 
-    def remember(self, agent: int, u: float) -> np.ndarray:
-        """Append ``u`` to the agent's history; return its window of at most k utilities."""
-        j = self.slot[agent]
-        row = self.history[j]
-        row[:-1] = row[1:]
-        row[-1] = u
-        self.count[j] = min(self.count[j] + 1, row.size)
-        return row[row.size - self.count[j] :]
+    def remember(self, row: int, u: float) -> np.ndarray:
+        """Append ``u`` to history row ``row``; return its window of at most k utilities."""
+        history = self.history[row]
+        history[:-1] = history[1:]
+        history[-1] = u
+        self.count[row] = min(self.count[row] + 1, history.size)
+        return history[history.size - self.count[row] :]
 
-    def decide(self, round: int, agent: int, f: float, eps: np.ndarray) -> tuple[bool, tuple[float, ...]]:
-        algo = self.ctx.cfg.algo
-        u = utility(f, eps)
-        window = self.remember(agent, u)
-        if algo.zero_std == "silent" and float(np.std(window)) == 0.0:
-            p_comm = 0.0
-        else:
-            z = standardize(u, window)
-            p_comm = float(comm_probability(float(ndtr(z)), self.ctx.n, algo.m, algo.binomial_tail))
-        return uniform_draw(self.ctx, round, agent) < p_comm, (u, p_comm)
+    def decide(
+        self, round: int, agents: Sequence[int], f: np.ndarray, eps: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        algo, n_trials = self.ctx.cfg.algo, len(self.contexts)
+        u = utilities(f, eps)
+        p_comm = np.empty(len(u))
+        for j, (agent, b) in enumerate((a, b) for a in agents for b in range(n_trials)):
+            window = self.remember(self.slot[agent] * n_trials + b, u[j])
+            if algo.zero_std == "silent" and float(np.std(window)) == 0.0:
+                p_comm[j] = 0.0
+            else:
+                z = standardize(u[j], window)
+                p_comm[j] = float(comm_probability(float(ndtr(z)), self.ctx.n, algo.m, algo.binomial_tail))
+        return uniform_draws(self.contexts, round, agents) < p_comm, (u, p_comm)
 
     def state_dict(self) -> dict[str, np.ndarray]:
+        """Utility histories: one row per hosted agent ([agents, k], or [agents, trials, k] with several)."""
+        a, n_trials, k = len(self.agents), len(self.contexts), self.history.shape[1]
+        shape = (a, k) if n_trials == 1 else (a, n_trials, k)
         return {
             **super().state_dict(),
             "espc/agents": np.array(self.agents, dtype=np.int64),
-            "espc/utility_history": self.history.copy(),
-            "espc/utility_count": self.count.copy(),
+            "espc/utility_history": self.history.reshape(shape).copy(),
+            "espc/utility_count": self.count.reshape(shape[:-1]).copy(),
         }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         own = {k: v for k, v in state.items() if k.startswith("espc/")}
         if list(own["espc/agents"]) != self.agents:
             raise ValueError(f"ESPC state is for agents {list(own['espc/agents'])}, this worker hosts {self.agents}")
-        if own["espc/utility_history"].shape != self.history.shape:
-            raise ValueError(
-                f"ESPC state has history shape {own['espc/utility_history'].shape}, need {self.history.shape}"
-            )
-        self.history = own["espc/utility_history"].copy()
-        self.count = own["espc/utility_count"].copy()
+        history = own["espc/utility_history"]
+        if history.size != self.history.size or history.shape[-1] != self.history.shape[1]:
+            shape = (len(self.agents), len(self.contexts), self.history.shape[1])
+            raise ValueError(f"ESPC state has history shape {history.shape}, need {shape}")
+        self.history = history.reshape(self.history.shape).copy()
+        self.count = own["espc/utility_count"].reshape(-1).copy()
         super().load_state_dict({k: v for k, v in state.items() if not k.startswith("espc/")})

@@ -28,14 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import gymnasium as gym
 import numpy as np
 
 from mpidrl import rng
 from mpidrl.config import AlgoParams, Config, ConfigError, require
-from mpidrl.envs import EnvSpec, make_env
-from mpidrl.policies.qfunctions import TabularQ, greedy_actor, greedy_sets
-from mpidrl.protocols import AgentResult, Context, SyncLearner, SyncWorker
+from mpidrl.envs import EnvSpec
+from mpidrl.envs.vector import Episodes, EnvPool, rollout
+from mpidrl.policies.qfunctions import TabularQ, greedy_actor
+from mpidrl.protocols import BlockWorker, Context, Results, SyncLearner
 
 
 @dataclass(frozen=True)
@@ -116,93 +116,6 @@ def exploration_rate(params: object, round: int) -> float:
     return max(params.explore_end, params.explore_start - params.explore_decay * round)
 
 
-@dataclass
-class Trajectory:
-    """One epsilon-greedy episode: T steps, states s_0..s_T."""
-
-    states: np.ndarray
-    """int64 [T + 1]"""
-    actions: np.ndarray
-    """int64 [T]"""
-    rewards: np.ndarray
-    """float64 [T]"""
-    terminated: bool
-    """the episode ended in a terminal state (else it was truncated)"""
-    discounted: float
-    """sum_t gamma^t r_t"""
-
-    @property
-    def steps(self) -> int:
-        return len(self.actions)
-
-    @property
-    def undiscounted(self) -> float:
-        return float(self.rewards.sum())
-
-    def terminals(self) -> np.ndarray:
-        """uint8 [T]: 1 on the step that terminated the episode."""
-        out = np.zeros(self.steps, np.uint8)
-        out[-1] = self.terminated
-        return out
-
-
-def explore_episode(
-    env: gym.Env,
-    greedy: list[list[int]],
-    n_actions: int,
-    epsilon: float,
-    gen: np.random.Generator,
-    seed: int,
-    gamma: float,
-    first: bool = False,
-) -> Trajectory:
-    """Run one episode: a uniform random action with probability ``epsilon``, else a greedy one.
-
-    ``greedy[s]`` lists the actions of maximal Q at s; ties are broken uniformly with ``gen``, so a
-    zero-initialised Q starts with a uniform random walk instead of always the first action, or, with
-    ``first``, go to the first of them (the tie draw is still taken, so the streams stay aligned).
-    """
-    s, _ = env.reset(seed=seed)
-    states, actions, rewards = [int(s)], [], []
-    discounted, discount, i = 0.0, 1.0, _DRAWS
-    while True:
-        if i == _DRAWS:
-            explore = (gen.random(_DRAWS) < epsilon).tolist()
-            random_actions = gen.integers(n_actions, size=_DRAWS).tolist()
-            tie = gen.random(_DRAWS).tolist()
-            i = 0
-        if explore[i]:
-            a = random_actions[i]
-        else:
-            best = greedy[states[-1]]
-            a = best[0] if first else best[int(tie[i] * len(best))]
-        i += 1
-        s, r, terminated, truncated, _ = env.step(a)
-        r = float(r)
-        states.append(int(s))
-        actions.append(a)
-        rewards.append(r)
-        discounted += discount * r
-        discount *= gamma
-        if terminated or truncated:
-            return Trajectory(np.array(states), np.array(actions), np.array(rewards), bool(terminated), discounted)
-
-
-def pack_trajectory(traj: Trajectory) -> np.ndarray:
-    """The DQL message of an episode (see :data:`TRANSITION_DTYPE`)."""
-    extra = 0 if traj.terminated else 1
-    msg = np.zeros(traj.steps + extra, TRANSITION_DTYPE)
-    msg["s"][: traj.steps] = traj.states[:-1]
-    msg["a"][: traj.steps] = traj.actions
-    msg["r"][: traj.steps] = traj.rewards
-    if traj.terminated:
-        msg["flag"][-1] = TERMINAL
-    else:
-        msg["s"][-1] = traj.states[-1]
-        msg["flag"][-1] = FINAL_STATE
-    return msg
-
-
 def unpack_trajectory(msg: np.ndarray) -> tuple[np.ndarray, ...]:
     """(s, a, r, s', terminal) arrays of the steps of a DQL message."""
     s = msg["s"].astype(np.int64)
@@ -238,18 +151,6 @@ def td_update(q: np.ndarray, samples: Sequence[np.ndarray], alpha: float, gamma:
     counts = np.bincount(index, minlength=q.size)
     hit = counts > 0
     q.reshape(-1)[hit] += alpha * sums[hit] / counts[hit]
-
-
-def trigger(deltas: np.ndarray, level: float, beta: float, rho: float, floor: float) -> tuple[np.ndarray, float]:
-    """EBCDQL's event trigger over an episode's TD errors; returns the mask of sent steps and the new L.
-
-    For each step in order: L <- (1 - beta) L + beta |delta|, then send if |delta| >= max(rho L, floor).
-    """
-    mask = np.zeros(len(deltas), bool)
-    for t, d in enumerate(np.abs(deltas).tolist()):
-        level = (1.0 - beta) * level + beta * d
-        mask[t] = d >= max(rho * level, floor)
-    return mask, level
 
 
 def trigger_floor(params: object, round: int) -> float:
@@ -311,73 +212,160 @@ class EBCDQLLearner(QLearner):
     unpack = staticmethod(unpack_samples)
 
 
-class ValueWorker(SyncWorker):
-    """Agent side shared by the value-based algorithms: a Q table from the broadcast, one episode a round."""
+class ValueWorker(BlockWorker):
+    """Agent side shared by the value-based algorithms: each (agent, trial) runs one epsilon-greedy episode a
+    round with its trial's broadcast Q, all of them at once."""
 
-    def __init__(self, ctx: Context, agents: Sequence[int]):
-        super().__init__(ctx, agents)
-        self.envs = {agent: make_env(ctx.cfg.env, agent) for agent in self.agents}
-        self.q = np.zeros((ctx.env_spec.discrete_obs, ctx.env_spec.n_actions))
-        self.greedy = greedy_sets(self.q)
+    def __init__(self, contexts: Sequence[Context], agents: Sequence[int]):
+        super().__init__(contexts, agents)
+        spec = self.ctx.env_spec
+        self.shape = (spec.discrete_obs, spec.n_actions)
+        self.envs = EnvPool(self.ctx.cfg.env, self.agents, len(self.contexts))
+        self.env_trial = np.tile(np.arange(len(self.contexts)), len(self.agents))
+        """index among the trials of each (agent, trial) the worker runs, agent-major"""
+        self.payloads = np.zeros((len(self.contexts), 0))
 
-    def table(self, payload: np.ndarray) -> np.ndarray:
-        """The Q table a broadcast payload stands for."""
-        return payload.reshape(self.q.shape)
+    def receive(self, payloads: Sequence[np.ndarray]) -> None:
+        self.payloads = np.stack(payloads)
 
-    def receive(self, payload: np.ndarray) -> None:
-        self.q = self.table(payload)
-        self.greedy = greedy_sets(self.q)  # Q is fixed for the round: find the greedy actions once
+    def tables(self) -> np.ndarray:
+        """[T, n_states, n_actions] Q of each trial."""
+        return self.payloads.reshape(len(self.contexts), *self.shape)
 
-    def episode(self, round: int, agent: int) -> Trajectory:
-        """The agent's epsilon-greedy episode of ``round``."""
-        ctx = self.ctx
-        gen = rng.generator(ctx.seed, ctx.trial, rng.Stream.EXPLORE, round, agent)
-        seed = rng.reset_seed(ctx.seed, ctx.trial, round, agent)
-        epsilon = exploration_rate(ctx.cfg.algo, round)
-        first = ctx.cfg.algo.greedy_ties == "first"
-        return explore_episode(
-            self.envs[agent], self.greedy, self.q.shape[1], epsilon, gen, seed, ctx.cfg.env.gamma, first
-        )
+    def episodes(self, round: int) -> Episodes:
+        """Every (agent, trial)'s epsilon-greedy episode of ``round``, with its trajectory."""
+        cfg = self.ctx.cfg
+        pairs = [(ctx.trial, agent) for agent in self.agents for ctx in self.contexts]
+        policy = EpsilonGreedy(self.tables(), self.env_trial, pairs, round, cfg)
+        seeds = [rng.reset_seed(cfg.run.seed, trial, round, agent) for trial, agent in pairs]
+        return rollout(self.envs.batch(self.agents), policy, cfg.env.gamma, seeds, record=True)
+
+    def td_errors(self, ep: Episodes) -> np.ndarray:
+        """[E, T] TD error of every step with its trial's Q (:func:`td_errors`; 0 after the episode)."""
+        n_states, n_actions = self.shape
+        live = np.arange(ep.actions.shape[1]) < ep.steps[:, None]
+        last = np.arange(ep.actions.shape[1]) == ep.steps[:, None] - 1
+        offset = (self.env_trial * n_states)[:, None]  # trial b's states are rows b * n_states + s of one table
+        s, s2 = (ep.observations[:, :-1] + offset)[live], (ep.observations[:, 1:] + offset)[live]
+        terminal = (last & ep.terminated[:, None])[live]
+        deltas = np.zeros(live.shape)
+        q = self.tables().reshape(-1, n_actions)
+        deltas[live] = td_errors(q, s, ep.actions[live], ep.rewards[live], s2, terminal, self.ctx.cfg.env.gamma)
+        return deltas
 
     @staticmethod
-    def result(traj: Trajectory, message: np.ndarray | None, diagnostics: tuple[float, ...] = ()) -> AgentResult:
-        return AgentResult(message, traj.discounted, traj.undiscounted, 1, traj.steps, diagnostics)
+    def results(ep: Episodes, messages: list[np.ndarray | None], *diagnostics: np.ndarray) -> Results:
+        return Results(messages, ep.discounted, ep.undiscounted, 1, ep.steps, diagnostics)
+
+
+class EpsilonGreedy:
+    """The epsilon-greedy policy of a batch of (agent, trial) pairs with their trials' Q tables.
+
+    Each pair draws from its EXPLORE stream of the round, 64 steps at a time, exactly these calls: 64
+    uniforms (explore or not), 64 random actions (``integers(n_actions)``), 64 uniforms (ties between greedy
+    actions: the pick-th of the tied actions, pick = int(u * count), or with ``greedy_ties = "first"`` the
+    first, the draw still taken). A zero-initialised Q thus starts with a uniform random walk.
+    """
+
+    def __init__(self, q: np.ndarray, env_trial: np.ndarray, pairs: list[tuple[int, int]], round: int, cfg: Config):
+        best = q == q.max(axis=2, keepdims=True)
+        self.cumulative = np.cumsum(best, axis=2)
+        self.count = self.cumulative[:, :, -1]
+        self.env_trial, self.n_actions = env_trial, q.shape[2]
+        self.epsilon = exploration_rate(cfg.algo, round)
+        self.first = cfg.algo.greedy_ties == "first"
+        self.gens = [rng.generator(cfg.run.seed, trial, rng.Stream.EXPLORE, round, agent) for trial, agent in pairs]
+        self.draws = (np.zeros((len(pairs), _DRAWS)), np.zeros((len(pairs), _DRAWS), np.int64), np.zeros((len(pairs), _DRAWS)))
+        self.t = 0
+
+    def __call__(self, active: np.ndarray, states: np.ndarray) -> np.ndarray:
+        i = self.t % _DRAWS
+        if i == 0:
+            explore, actions, ties = self.draws
+            for e in active.tolist():
+                gen = self.gens[e]
+                explore[e], actions[e], ties[e] = gen.random(_DRAWS), gen.integers(self.n_actions, size=_DRAWS), gen.random(_DRAWS)
+        self.t += 1
+        explore, random_actions, ties = (d[active, i] for d in self.draws)
+        b = self.env_trial[active]
+        pick = np.zeros(len(active), np.int64) if self.first else (ties * self.count[b, states]).astype(np.int64)
+        greedy = np.argmax(self.cumulative[b, states] > pick[:, None], axis=1)
+        return np.where(explore < self.epsilon, random_actions, greedy)
+
+
+def split(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray | None]:
+    """Consecutive pieces of ``flat`` of the given lengths (None for a piece of length 0)."""
+    ends = np.cumsum(counts).tolist()
+    return [flat[end - c : end] if c else None for end, c in zip(ends, counts.tolist())]
+
+
+def pack_trajectories(ep: Episodes) -> list[np.ndarray]:
+    """The DQL message of every episode (see :data:`TRANSITION_DTYPE`)."""
+    width = ep.observations.shape[1]
+    j = np.arange(width)
+    records = (j < ep.steps[:, None]) | ((j == ep.steps[:, None]) & ~ep.terminated[:, None])
+    flat = np.zeros(int(records.sum()), TRANSITION_DTYPE)
+    flat["s"] = ep.observations[records]
+    flat["a"] = np.pad(ep.actions, ((0, 0), (0, 1)))[records]
+    flat["r"] = np.pad(ep.rewards, ((0, 0), (0, 1)))[records]
+    flags = np.where(j == ep.steps[:, None], FINAL_STATE, CONTINUES)
+    flags = np.where((j == ep.steps[:, None] - 1) & ep.terminated[:, None], TERMINAL, flags)
+    flat["flag"] = flags[records]
+    return split(flat, records.sum(axis=1))
 
 
 class DQLWorker(ValueWorker):
     """Sends every episode's whole trajectory."""
 
-    def act(self, round: int, agent: int) -> AgentResult:
-        traj = self.episode(round, agent)
-        return self.result(traj, pack_trajectory(traj))
+    def act(self, round: int, agents: Sequence[int]) -> Results:
+        ep = self.episodes(round)
+        return self.results(ep, pack_trajectories(ep))
 
 
 class EBCDQLWorker(ValueWorker):
-    """Sends the steps whose TD error triggers; keeps each agent's trigger level L across rounds."""
+    """Sends the steps whose TD error triggers; keeps each (agent, trial)'s trigger level L across rounds."""
 
-    def __init__(self, ctx: Context, agents: Sequence[int]):
-        super().__init__(ctx, agents)
-        self.level = {agent: 0.0 for agent in self.agents}
+    def __init__(self, contexts: Sequence[Context], agents: Sequence[int]):
+        super().__init__(contexts, agents)
+        self.level = np.zeros(len(self.env_trial))
 
-    def act(self, round: int, agent: int) -> AgentResult:
-        p, gamma = self.ctx.cfg.algo, self.ctx.cfg.env.gamma
-        traj = self.episode(round, agent)
-        s, s2, terminal = traj.states[:-1], traj.states[1:], traj.terminals()
-        deltas = td_errors(self.q, s, traj.actions, traj.rewards, s2, terminal, gamma)
-        mask, self.level[agent] = trigger(deltas, self.level[agent], p.beta, p.rho, trigger_floor(p, round))
-        message = None
-        if mask.any():
-            message = np.zeros(int(mask.sum()), SAMPLE_DTYPE)
-            message["s"], message["a"], message["r"] = s[mask], traj.actions[mask], traj.rewards[mask]
-            message["s2"], message["terminal"] = s2[mask], terminal[mask]
-        return self.result(traj, message, (self.level[agent], float(mask.sum())))
+    def act(self, round: int, agents: Sequence[int]) -> Results:
+        p = self.ctx.cfg.algo
+        ep = self.episodes(round)
+        deltas = np.abs(self.td_errors(ep))
+        sent, self.level = trigger(deltas, ep.steps, self.level, p.beta, p.rho, trigger_floor(p, round))
+        flat = np.zeros(int(sent.sum()), SAMPLE_DTYPE)
+        last = np.arange(deltas.shape[1]) == ep.steps[:, None] - 1
+        flat["s"], flat["a"], flat["r"] = ep.observations[:, :-1][sent], ep.actions[sent], ep.rewards[sent]
+        flat["s2"], flat["terminal"] = ep.observations[:, 1:][sent], (last & ep.terminated[:, None])[sent]
+        counts = sent.sum(axis=1)
+        return self.results(ep, split(flat, counts), self.level, counts)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"agents": np.array(self.agents), "trigger_level": np.array([self.level[a] for a in self.agents])}
+        """Trigger levels, one row per hosted agent (one column per trial with several)."""
+        level = self.level.reshape(len(self.agents), -1)
+        return {"agents": np.array(self.agents), "trigger_level": level[:, 0] if level.shape[1] == 1 else level}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        levels = dict(zip(state["agents"].tolist(), state["trigger_level"].tolist()))
-        self.level = {agent: levels[agent] for agent in self.agents}
+        if state["agents"].tolist() != self.agents:
+            raise ValueError(f"checkpoint holds agents {state['agents'].tolist()}, this rank hosts {self.agents}")
+        self.level = state["trigger_level"].reshape(-1).copy()
+
+
+def trigger(
+    deltas: np.ndarray, steps: np.ndarray, level: np.ndarray, beta: float, rho: float, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """EBCDQL's event trigger over episodes' |TD errors| [E, T] (each ``steps`` long); the mask of sent steps
+    and the new levels L [E].
+
+    For each step in order: L <- (1 - beta) L + beta |delta|, then send if |delta| >= max(rho L, floor).
+    """
+    sent = np.zeros(deltas.shape, bool)
+    for t in range(deltas.shape[1]):
+        live = t < steps
+        level = np.where(live, (1.0 - beta) * level + beta * deltas[:, t], level)
+        sent[:, t] = live & (deltas[:, t] >= np.maximum(rho * level, floor))
+    return sent, level
 
 
 def table_size(cfg: Config, spec: EnvSpec) -> int:

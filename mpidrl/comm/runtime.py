@@ -51,27 +51,27 @@ class AgentClaims:
         self.win.Lock_all()
         rt.barrier()
         self.sequence = 0
-        self._one = np.ones(1, dtype=np.int64)
         self._zero = np.zeros(1, dtype=np.int64)
         self._got = np.empty(1, dtype=np.int64)
 
-    def claims(self, n: int):
-        """The agents this rank runs in the coming round, in the order it should run them (collective:
-        every rank iterates it to the end once per round)."""
+    def claims(self, n: int, chunk: int = 1):
+        """The agents this rank runs in the coming round, as lists of up to ``chunk`` consecutive agents in
+        the order it should run them (collective: every rank iterates it to the end once per round)."""
         rt, win, slot = self.rt, self.win, self.sequence % 2
         win.Accumulate([self._zero, MPI.INT64_T], rt.rank, target=(1 - slot, 1, MPI.INT64_T), op=MPI.REPLACE)
         win.Flush(rt.rank)
         self.sequence += 1
+        step = np.array([chunk], dtype=np.int64)
         spans = blocks(n, rt.size)
         for owner in [(rt.rank + k) % rt.size for k in range(rt.size)]:  # own block, then the next ranks
             span = spans[owner]
             while True:
-                win.Fetch_and_op([self._one, MPI.INT64_T], [self._got, MPI.INT64_T], owner, slot, MPI.SUM)
+                win.Fetch_and_op([step, MPI.INT64_T], [self._got, MPI.INT64_T], owner, slot, MPI.SUM)
                 win.Flush(owner)
                 k = int(self._got[0])
                 if k >= len(span):
                     break
-                yield span[k]
+                yield list(span[k : k + chunk])
 
     def free(self) -> None:
         """Release the window (collective; after the last round of a trial)."""

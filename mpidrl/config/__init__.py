@@ -56,9 +56,10 @@ class RunConfig:
     checkpoint_every: int = 10
     """save a resumable checkpoint every this many rounds (0: only when stopped by a signal)"""
     trial_batch: int = 1
-    """run this many trials at once, as arrays (dql, ebcdql, davia and es on the grid worlds; 1: one trial at
-    a time); each trial's results are the same bits whatever the batch; the trials of a batch share one
-    wall clock, and a checkpoint holds the whole batch"""
+    """run this many trials together (algorithms with synchronous rounds, real time; 1: one trial at a
+    time): one collective of each kind for all of them and, for the built-in ones, every agent of every
+    trial in one batch of arrays; each trial's results are the same bits whatever the batch; the trials of
+    a batch share one wall clock, and a checkpoint holds the whole batch"""
 
     def check(self, key: str) -> None:
         require(0 <= self.seed < 2**63, f"{key}.seed", f"must be in [0, 2^63), got {self.seed}")

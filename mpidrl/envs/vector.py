@@ -9,11 +9,19 @@ an agent runs its round's episode, then waits for the next round). Two kinds:
   arrays give the bits they give on one number), the same reset draws from each sub-environment's own
   ``np_random``, the same termination, reward and step cap: the same episodes, bit for bit
   (tests/test_vector.py checks 10 000 of them).
+- :class:`GridBatch`: mpidrl's grid worlds and Gymnasium's Frozen Lake as tables over (state, action),
+  stepped with array lookups. A random grid draws its numbers from the ``np_random`` that
+  ``reset(seed=...)`` gives the environment, in the order the environment would: Windy Grid one uniform
+  per push of the wind after each move (pushes of probability 0 draw nothing); slippery Frozen Lake one at
+  reset (the start state's draw), then one per step, also for a single outcome (``categorical_sample``
+  draws anyway), the outcome being the first whose cumulative probability exceeds it.
 - :class:`GymBatch`: any other environment, one Gymnasium instance per sub-environment, stepped in turn
   (MuJoCo's physics costs the same either way; the policy still runs once for the whole batch).
 
 :meth:`EnvBatch.step_active` steps only the sub-environments still in their episode; :func:`rollout`
-runs one episode in each with a batched policy.
+runs one episode in each with a batched policy (and keeps the trajectories if asked). An
+:class:`EnvPool` holds a worker's environments from round to round and hands out the batch of any set
+of its agents.
 """
 
 from __future__ import annotations
@@ -26,17 +34,25 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 
 from mpidrl.config import EnvConfig
+from mpidrl.envs.grids import GridWorld
 
 CARTPOLE = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
 """Entry point of the CartPole versions :class:`CartPoleBatch` steps natively."""
 
 
 class EnvBatch(gym.vector.VectorEnv, abc.ABC):
-    """``num_envs`` sub-environments, one episode each at a time; a finished one is not stepped."""
+    """``num_envs`` sub-environments, one episode each at a time; a finished one is not stepped.
+
+    The sub-environments being stepped are kept compact: :meth:`step_active` gathers their state once
+    when it is given a different array of indices (``active is`` not the last one) and steps the
+    compact arrays until then, so a caller that keeps its ``active`` array while no episode ends pays
+    for no indexing on the steps in between.
+    """
 
     metadata = {"autoreset_mode": AutoresetMode.DISABLED}
 
@@ -49,16 +65,27 @@ class EnvBatch(gym.vector.VectorEnv, abc.ABC):
         self.cap = cap
         """steps after which an episode is truncated (the TimeLimit of the environment or env.max_steps)"""
         self.done = np.ones(num_envs, dtype=bool)
-        self.elapsed = np.zeros(num_envs, dtype=np.int64)
+        self._elapsed_all = np.zeros(num_envs, dtype=np.int64)
+        self._active: np.ndarray | None = None
+        """the sub-environments whose state is held compact (None: none)"""
+        self._elapsed = self._elapsed_all[:0]
+        """steps taken in the episode by each of them"""
         self._obs: np.ndarray | None = None
+
+    @property
+    def elapsed(self) -> np.ndarray:
+        """int64 [num_envs]: steps taken in the current episode."""
+        self._scatter()
+        return self._elapsed_all
 
     def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Reset every sub-environment with its own seed (a list of ``num_envs`` integers)."""
         if seed is None or np.ndim(seed) == 0:
             raise ValueError("an EnvBatch resets each sub-environment with its own seed: give a list of seeds")
+        self._active = None
         obs = self._reset(list(seed))
         self.done[:] = False
-        self.elapsed[:] = 0
+        self._elapsed_all[:] = 0
         self._obs = obs.copy()
         return obs, {}
 
@@ -75,19 +102,39 @@ class EnvBatch(gym.vector.VectorEnv, abc.ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step sub-environments ``active`` (indices, increasing) with ``actions``: their observations,
         rewards, terminations and truncations; those that end are marked done."""
-        obs, reward, terminated, truncated = self._step(active, actions)
-        self.elapsed[active] += 1
+        if active is not self._active:
+            self._scatter()
+            self._gather(active)
+            self._elapsed = self._elapsed_all[active]
+            self._active = active
+        obs, reward, terminated, truncated = self._step(actions)
+        self._elapsed += 1
         if self.cap:
-            truncated = truncated | (~terminated & (self.elapsed[active] >= self.cap))
-        self.done[active] = terminated | truncated
+            truncated = truncated | (~terminated & (self._elapsed >= self.cap))
+        ended = terminated | truncated
+        if ended.any():
+            self.done[active[ended]] = True
         return obs, reward, terminated, truncated
+
+    def _scatter(self) -> None:
+        """Write the compact state back to the whole batch's."""
+        if self._active is not None:
+            self._elapsed_all[self._active] = self._elapsed
+            self._put(self._active)
+
+    def _gather(self, active: np.ndarray) -> None:  # noqa: B027 - environments without state of their own
+        """Make the state of sub-environments ``active`` the compact one."""
+
+    def _put(self, active: np.ndarray) -> None:  # noqa: B027
+        """Write the compact state back for sub-environments ``active``."""
 
     @abc.abstractmethod
     def _reset(self, seeds: list[int]) -> np.ndarray: ...
 
     @abc.abstractmethod
-    def _step(self, active: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Observations, rewards, terminations and truncations (the sub-environment's own) of ``active``."""
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Observations, rewards, terminations and truncations (the sub-environment's own) of the compact
+        sub-environments (:attr:`_active`), stepped with ``actions``."""
 
 
 class CartPoleBatch(EnvBatch):
@@ -102,16 +149,27 @@ class CartPoleBatch(EnvBatch):
         self.euler = proto.kinematics_integrator == "euler"
         self.length = np.full(num_envs, proto.length) if lengths is None else np.asarray(lengths, dtype=float)
         self.polemass_length = self.masspole * self.length
-        self.state = np.zeros((num_envs, 4))
+        self.state = np.zeros((4, num_envs))
+        """x, x_dot, theta, theta_dot of every sub-environment (rows)"""
+        self._state = self.state[:, :0]
+        self._lengths = (self.length[:0], self.polemass_length[:0])
 
     def _reset(self, seeds: list[int]) -> np.ndarray:
         for e, seed in enumerate(seeds):  # each sub-environment's own np_random, as env.reset(seed=...) makes it
-            self.state[e] = seeding.np_random(int(seed))[0].uniform(low=-0.05, high=0.05, size=(4,))
-        return self.state.astype(np.float32)
+            self.state[:, e] = seeding.np_random(int(seed))[0].uniform(low=-0.05, high=0.05, size=(4,))
+        return self.state.T.astype(np.float32)
 
-    def _step(self, active: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        x, x_dot, theta, theta_dot = self.state[active].T
-        length, polemass_length = self.length[active], self.polemass_length[active]
+    def _gather(self, active: np.ndarray) -> None:
+        self._state = self.state[:, active]
+        self._lengths = (self.length[active], self.polemass_length[active])
+
+    def _put(self, active: np.ndarray) -> None:
+        self.state[:, active] = self._state
+
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        state = self._state
+        x, x_dot, theta, theta_dot = state
+        length, polemass_length = self._lengths
         force = np.where(actions == 1, self.force_mag, -self.force_mag)
         costheta = np.cos(theta)
         sintheta = np.sin(theta)
@@ -120,25 +178,19 @@ class CartPoleBatch(EnvBatch):
             length * (4.0 / 3.0 - self.masspole * np.square(costheta) / self.total_mass)
         )
         xacc = temp - polemass_length * thetaacc * costheta / self.total_mass
-        if self.euler:
-            x = x + self.tau * x_dot
-            x_dot = x_dot + self.tau * xacc
-            theta = theta + self.tau * theta_dot
-            theta_dot = theta_dot + self.tau * thetaacc
+        if self.euler:  # each variable moves by tau times its old derivative: all four in two operations
+            state = state + self.tau * np.array([x_dot, xacc, theta_dot, thetaacc])
         else:
             x_dot = x_dot + self.tau * xacc
             x = x + self.tau * x_dot
             theta_dot = theta_dot + self.tau * thetaacc
             theta = theta + self.tau * theta_dot
-        state = np.stack([x, x_dot, theta, theta_dot], axis=1)
-        self.state[active] = state
-        terminated = (
-            (x < -self.x_threshold)
-            | (x > self.x_threshold)
-            | (theta < -self.theta_threshold)
-            | (theta > self.theta_threshold)
-        )
-        return state.astype(np.float32), np.ones(len(active)), terminated, np.zeros(len(active), dtype=bool)
+            state = np.array([x, x_dot, theta, theta_dot])
+        self._state = state
+        # x < -x_threshold or x > x_threshold (or the same of theta): -a < b exactly when a > -b
+        terminated = (np.abs(state[0]) > self.x_threshold) | (np.abs(state[2]) > self.theta_threshold)
+        n = state.shape[1]
+        return state.T.astype(np.float32), np.ones(n), terminated, np.zeros(n, dtype=bool)
 
 
 class GymBatch(EnvBatch):
@@ -151,10 +203,10 @@ class GymBatch(EnvBatch):
     def _reset(self, seeds: list[int]) -> np.ndarray:
         return np.stack([np.asarray(env.reset(seed=int(s))[0]) for env, s in zip(self.envs, seeds)])
 
-    def _step(self, active: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        n = len(active)
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        n = len(self._active)
         obs, rewards, terminated, truncated = [], np.empty(n), np.empty(n, dtype=bool), np.empty(n, dtype=bool)
-        for j, (e, action) in enumerate(zip(active.tolist(), actions)):
+        for j, (e, action) in enumerate(zip(self._active.tolist(), actions)):
             o, r, terminated[j], truncated[j], _ = self.envs[e].step(action)
             obs.append(np.asarray(o))
             rewards[j] = float(r)
@@ -166,9 +218,130 @@ class GymBatch(EnvBatch):
             env.close()
 
 
+_CHUNK = 256  # uniforms drawn from a random grid's generator at a time
+
+
+class GridTables:
+    """The dynamics of one grid-world config as tables over (state, action), or why there are none."""
+
+    def __init__(self, cfg: EnvConfig):
+        from mpidrl.envs import make_env
+
+        env = make_env(cfg)
+        base = env.unwrapped
+        self.cap = int(env.spec.max_episode_steps or 0) if env.spec is not None else 0
+        self.pushes: list[tuple[float, int, np.ndarray]] = []
+        self.reset_draws = 0
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        if isinstance(base, GridWorld):
+            moves = np.array(base._moves, dtype=np.int64)
+            self.next = moves[:, :, None]
+            self.cumulative = np.ones(moves.shape + (1,))
+            self.reward = np.where(moves == base.goal, 0.0, -1.0)[:, :, None]
+            self.terminal = (moves == base.goal)[:, :, None]
+            self.pushes = [(p, shift, np.array(inside)) for p, shift, inside in base.pushes]
+            self.goal = base.goal
+        elif isinstance(base, FrozenLakeEnv):
+            self._from_transitions(base.P, base.action_space.n)
+            # a slippery lake draws at reset and at every step; on a deterministic one the draws decide nothing
+            self.reset_draws = 1 if self.next.shape[2] > 1 else 0
+            self.start = int(np.argmax(np.cumsum(base.initial_state_distrib) > 0.5))
+        env.close()
+        self.n_states = int(env.observation_space.n) if hasattr(env.observation_space, "n") else 0
+        self.outcomes = self.next.shape[2] if hasattr(self, "next") else 0
+        self.per_step = len(self.pushes) + (1 if self.outcomes > 1 else 0)
+        self.random = self.per_step > 0 or self.reset_draws > 0
+
+    @staticmethod
+    def supports(cfg: EnvConfig) -> GridTables | None:
+        """The tables of ``cfg`` if :class:`GridBatch` can step it exactly as Gymnasium does, else None:
+        a grid world or Frozen Lake, unvaried, with a step cap and (Frozen Lake) the start in cell 0."""
+        if cfg.variation != "none" or ":" in cfg.id or cfg.id not in gym.registry:
+            return None
+        entry = gym.spec(cfg.id).entry_point
+        creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        if not (isinstance(creator, type) and issubclass(creator, (GridWorld, FrozenLakeEnv))):
+            return None
+        try:
+            tables = GridTables(cfg)
+        except Exception:
+            return None
+        ok = tables.outcomes and tables.cap > 0 and getattr(tables, "start", 0) == 0
+        return tables if ok else None
+
+    def _from_transitions(self, P: dict, n_actions: int) -> None:
+        """Tables of a toy-text transition dict P[s][a] = [(p, s', r, terminated), ...]."""
+        k = max(len(P[s][a]) for s in P for a in range(n_actions))
+        shape = (len(P), n_actions, k)
+        self.next = np.zeros(shape, np.int64)
+        self.reward = np.zeros(shape)
+        self.terminal = np.zeros(shape, bool)
+        self.cumulative = np.full(shape, -np.inf)  # never exceeds a uniform: argmax falls back to 0 as numpy's
+        for s in P:
+            for a in range(n_actions):
+                outcomes = P[s][a]
+                self.cumulative[s, a, : len(outcomes)] = np.cumsum([p for p, *_ in outcomes])
+                for j, (_, s2, r, done) in enumerate(outcomes):
+                    self.next[s, a, j], self.reward[s, a, j], self.terminal[s, a, j] = s2, r, done
+
+
+class GridBatch(EnvBatch):
+    """A grid world's dynamics on arrays (see the module docstring); every episode starts in state 0."""
+
+    def __init__(self, num_envs: int, tables: GridTables):
+        super().__init__(num_envs, tables.observation_space, tables.action_space, tables.cap)
+        self.tables = tables
+        self.state = np.zeros(num_envs, np.int64)
+        self._state = self.state[:0]
+        self._gens: list[np.random.Generator] = []
+        self._uniforms = np.empty((num_envs, 0))
+
+    def _reset(self, seeds: list[int]) -> np.ndarray:
+        if self.tables.random:  # a deterministic grid ignores its seed: no generator is made
+            self._gens = [seeding.np_random(int(s))[0] for s in seeds]
+            self._uniforms = np.stack([g.random(_CHUNK) for g in self._gens])
+        self.state[:] = 0
+        return self.state.copy()
+
+    def _uniform(self, envs: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The uniform number ``positions[j]`` (0-based, from reset) of each environment ``envs[j]``."""
+        while positions.size and positions.max() >= self._uniforms.shape[1]:
+            more = np.stack([g.random(_CHUNK) for g in self._gens])
+            self._uniforms = np.concatenate([self._uniforms, more], axis=1)
+        return self._uniforms[envs, positions]
+
+    def _gather(self, active: np.ndarray) -> None:
+        self._state = self.state[active]
+
+    def _put(self, active: np.ndarray) -> None:
+        self.state[active] = self._state
+
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        g, active, states = self.tables, self._active, self._state
+        position = g.reset_draws + self._elapsed * g.per_step
+        if g.outcomes > 1:
+            u = self._uniform(active, position)
+            j = np.argmax(g.cumulative[states, actions] > u[:, None], axis=1)
+            position = position + 1
+        else:
+            j = 0
+        nxt = g.next[states, actions, j]
+        reward, terminal = g.reward[states, actions, j], g.terminal[states, actions, j]
+        if g.pushes:
+            for p, shift, inside in g.pushes:
+                push = self._uniform(active, position) < p
+                position = position + 1
+                nxt = np.where(push & inside[nxt], nxt + shift, nxt)
+            terminal = nxt == g.goal
+            reward = np.where(terminal, 0.0, -1.0)
+        self._state = nxt
+        return nxt, reward, terminal, np.zeros(len(active), dtype=bool)
+
+
 @dataclass
-class Returns:
-    """One episode in each sub-environment of a batch."""
+class Episodes:
+    """One episode in each sub-environment of a batch (with ``record``: its trajectory, padded to the
+    longest, T steps)."""
 
     discounted: np.ndarray
     """float64 [E]: sum_t gamma^t r_t, accumulated step by step as one episode is"""
@@ -176,44 +349,147 @@ class Returns:
     """float64 [E]: sum_t r_t"""
     steps: np.ndarray
     """int64 [E]: the episode's length"""
+    terminated: np.ndarray
+    """bool [E]: ended in a terminal state (else truncated)"""
+    observations: np.ndarray | None = None
+    """[E, T + 1, ...]: o_0 .. o_T of each episode, then zeros"""
+    actions: np.ndarray | None = None
+    """[E, T, ...], zeros after the episode"""
+    rewards: np.ndarray | None = None
+    """float64 [E, T], zeros after the episode"""
 
 
 def rollout(
-    batch: EnvBatch, policy: Callable[[np.ndarray, np.ndarray], np.ndarray], gamma: float, seeds: Sequence[int]
-) -> Returns:
+    batch: EnvBatch,
+    policy: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    gamma: float,
+    seeds: Sequence[int],
+    record: bool = False,
+) -> Episodes:
     """One episode in every sub-environment from ``reset(seed=seeds[e])``; ``policy(active, obs)`` gives the
-    actions of the sub-environments ``active`` (indices, increasing) from their observations."""
+    actions of the sub-environments ``active`` (indices, increasing) from their observations. ``active``
+    is the same array object from one step to the next until an episode ends."""
     obs, _ = batch.reset(seed=list(seeds))
     n = batch.num_envs
     discounted, undiscounted, steps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
+    terminated_all = np.zeros(n, dtype=bool)
+    trace = [(np.arange(n), obs, None, None)]
     active, discount = np.arange(n), 1.0
+    sums, totals, t = np.zeros(n), np.zeros(n), 0  # the running episodes' sums, compact
     while active.size:
-        obs, reward, terminated, truncated = batch.step_active(active, policy(active, obs))
-        discounted[active] += discount * reward
-        undiscounted[active] += reward
-        steps[active] += 1
+        actions = policy(active, obs)
+        obs, reward, terminated, truncated = batch.step_active(active, actions)
+        sums += discount * reward
+        totals += reward
         discount *= gamma
-        keep = ~(terminated | truncated)
-        active, obs = active[keep], obs[keep]
-    return Returns(discounted, undiscounted, steps)
+        t += 1
+        if record:
+            trace.append((active, obs, np.asarray(actions), reward))
+        ended = terminated | truncated
+        if ended.any():
+            done = active[ended]
+            discounted[done], undiscounted[done], steps[done] = sums[ended], totals[ended], t
+            terminated_all[done] = terminated[ended]
+            keep = ~ended
+            active, obs, sums, totals = active[keep], obs[keep], sums[keep], totals[keep]
+    out = Episodes(discounted, undiscounted, steps, terminated_all)
+    if record:
+        out.observations, out.actions, out.rewards = _trajectories(trace, n)
+    return out
+
+
+def _trajectories(trace: list, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Padded [E, T + 1] observations, [E, T] actions and rewards from each step's (active, obs, ...)."""
+    length = len(trace) - 1
+    first_obs = trace[0][1]
+    observations = np.zeros((n, length + 1, *first_obs.shape[1:]), first_obs.dtype)
+    observations[:, 0] = first_obs
+    if length == 0:
+        return observations, np.zeros((n, 0), np.int64), np.zeros((n, 0))
+    sample = trace[1][2]
+    actions = np.zeros((n, length, *sample.shape[1:]), sample.dtype)
+    rewards = np.zeros((n, length))
+    for t, (active, obs, a, r) in enumerate(trace[1:]):
+        observations[active, t + 1], actions[active, t], rewards[active, t] = obs, a, r
+    return observations, actions, rewards
 
 
 def native(cfg: EnvConfig) -> bool:
-    """Whether the environment of ``cfg`` has a native array implementation here."""
+    """Whether the environment of ``cfg`` is CartPole with a native array implementation here."""
     spec = gym.spec(cfg.id) if ":" not in cfg.id else None
     plain = not cfg.kwargs and cfg.variation in ("none", "pole_length")
     return spec is not None and spec.entry_point == CARTPOLE and plain
 
 
-def make_batch(cfg: EnvConfig, agents: Sequence[int]) -> EnvBatch:
-    """The environments of ``agents`` (one each, with its agent's variation), natively where possible."""
-    from mpidrl.envs import POLE_LENGTH_FACTORS, make_env
+class EnvPool:
+    """The environments of the agents a worker runs, ``copies`` per agent (one per trial run together),
+    kept from round to round; :meth:`batch` gives those of any list of agents as one :class:`EnvBatch`.
 
-    if native(cfg):
-        spec = gym.spec(cfg.id)
-        cap = cfg.max_steps or int(spec.max_episode_steps or 0)
-        base = CartPoleEnv().length
-        factors = [POLE_LENGTH_FACTORS[max(a, 0) % len(POLE_LENGTH_FACTORS)] for a in agents]
-        lengths = np.array([base * f for f in factors]) if cfg.variation == "pole_length" else None
-        return CartPoleBatch(len(agents), cap, lengths)
+    Natively batched environments (CartPole, the grid worlds) keep one batch per list of agents asked
+    for; any other environment keeps one Gymnasium instance per (agent, copy): the ``hosted`` agents'
+    for good, at most as many of other agents' (dynamic placement) as guests, the oldest closed first.
+    """
+
+    def __init__(self, cfg: EnvConfig, hosted: Sequence[int], copies: int = 1):
+        self.cfg, self.copies, self.hosted = cfg, copies, set(hosted)
+        self.grid = GridTables.supports(cfg) if not native(cfg) else None
+        self.cartpole = native(cfg)
+        self._batches: dict[tuple[int, ...], EnvBatch] = {}
+        self._envs: dict[tuple[int, int], gym.Env] = {}
+        self._guests: list[tuple[int, int]] = []
+
+    def batch(self, agents: Sequence[int]) -> EnvBatch:
+        """The environments of ``agents``, agent-major: sub-environment ``i * copies + c`` is agent
+        ``agents[i]``'s copy c."""
+        key = tuple(agents)
+        if self.cartpole or self.grid is not None:
+            found = self._batches.get(key)
+            if found is None:
+                if len(self._batches) >= 64:  # dynamic placement: a bounded number of chunks
+                    self._batches.pop(next(iter(self._batches)))
+                found = self._batches[key] = self._native(key)
+            return found
+        return GymBatch([self._env(a, c) for a in key for c in range(self.copies)])
+
+    def _native(self, agents: tuple[int, ...]) -> EnvBatch:
+        from mpidrl.envs import POLE_LENGTH_FACTORS
+
+        n = len(agents) * self.copies
+        if self.grid is not None:
+            return GridBatch(n, self.grid)
+        spec = gym.spec(self.cfg.id)
+        cap = self.cfg.max_steps or int(spec.max_episode_steps or 0)
+        lengths = None
+        if self.cfg.variation == "pole_length":
+            base = CartPoleEnv().length
+            factors = [POLE_LENGTH_FACTORS[max(a, 0) % len(POLE_LENGTH_FACTORS)] for a in agents]
+            lengths = np.repeat([base * f for f in factors], self.copies)
+        return CartPoleBatch(n, cap, lengths)
+
+    def _env(self, agent: int, copy: int) -> gym.Env:
+        from mpidrl.envs import make_env
+
+        env = self._envs.get((agent, copy))
+        if env is None:
+            if agent not in self.hosted:
+                if len(self._guests) >= max(len(self.hosted), 1) * self.copies:
+                    self._envs.pop(self._guests.pop(0)).close()  # the longest-kept guest goes
+                self._guests.append((agent, copy))
+            env = self._envs[(agent, copy)] = make_env(self.cfg, agent)
+        return env
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+
+def make_batch(cfg: EnvConfig, agents: Sequence[int]) -> EnvBatch:
+    """The environments of ``agents`` (one each, with its agent's variation, also for an agent listed
+    twice), natively where possible."""
+    pool = EnvPool(cfg, agents)
+    if pool.cartpole or pool.grid is not None:
+        return pool.batch(agents)
+    from mpidrl.envs import make_env
+
     return GymBatch([make_env(cfg, agent) for agent in agents])

@@ -109,10 +109,18 @@ class MLP:
         """``(active, obs) -> actions`` for the parameter rows ``active`` of ``thetas`` [E, d] (increasing
         indices) and their raw observations [len(active), obs_dim]: one forward pass for all of them.
 
-        Each row's actions are the bits :meth:`actor` (``raw=True``) gives for that row alone: a stacked
+        Each row's actions are the bits :meth:`actor` (``raw=True``) gives for that row alone (over discrete
+        states both look the action up in :meth:`greedy_table`): a stacked
         ``matmul`` multiplies each row as the single product does, and the activations act elementwise.
-        The rows of the agents still acting are gathered once each time that set shrinks.
+        The weights of the agents still acting are kept gathered in compact arrays: while at least 3/4 of
+        the gathered rows still act, the pass runs over all of them (a row's outputs do not depend on the
+        others) and only the acting rows' actions are returned; below that the acting rows are gathered
+        again. ``active`` is compared by identity: a caller keeps the same array while the set is
+        unchanged, as :func:`mpidrl.envs.vector.rollout` does.
         """
+        if self.spec.discrete_obs:  # raw observations are state indices: one lookup table per row
+            table = self.greedy_table(thetas)
+            return lambda active, obs: table[active, obs]
         n = thetas.shape[0]
         full, pos = [], 0
         for fan_in, fan_out in self.shapes:
@@ -122,16 +130,31 @@ class MLP:
             pos += fan_out
         act, discrete = self.activation, self.spec.discrete_actions
         low, half = (None, None) if discrete else (self._low, self._half_range)
-        current: dict[str, Any] = {"active": np.arange(n), "layers": full}
+        current: dict[str, Any] = {"active": None, "rows": np.arange(n), "layers": full, "at": None}
 
         def forward(active: np.ndarray, obs: np.ndarray) -> np.ndarray:
-            if len(active) != len(current["active"]) or not np.array_equal(active, current["active"]):
-                current["active"], current["layers"] = active, [(w[active], b[active]) for w, b in full]
+            if active is not current["active"]:
+                rows = current["rows"]
+                at = np.searchsorted(rows, active)
+                inside = len(active) * 4 >= len(rows) * 3 and (at < len(rows)).all() and (rows[at] == active).all()
+                if inside:
+                    current["at"] = None if len(active) == len(rows) else at
+                else:
+                    current["rows"], current["at"] = active, None
+                    current["layers"] = [(w[active], b[active]) for w, b in full]
+                current["active"] = active
             *hidden, (w_out, b_out) = current["layers"]
-            x = obs
+            at = current["at"]
+            if at is None:
+                x = obs
+            else:  # the gathered rows that stopped acting get zeros; their outputs are dropped
+                x = np.zeros((len(current["rows"]), obs.shape[1]), dtype=obs.dtype)
+                x[at] = obs
             for w, b in hidden:
                 x = act(np.matmul(x[:, None, :], w)[:, 0, :] + b)
             out = np.matmul(x[:, None, :], w_out)[:, 0, :] + b_out
+            if at is not None:
+                out = out[at]
             return out.argmax(axis=1) if discrete else low + (np.tanh(out) + 1.0) * half
 
         return forward

@@ -22,14 +22,6 @@ FEATURES = ("onehot", "successor")
 """Feature maps :class:`LinearQ` knows."""
 
 
-def greedy_sets(q: np.ndarray) -> list[list[int]]:
-    """For each state (row of ``q``), the actions of maximal value (several when tied)."""
-    best = q == q.max(axis=1, keepdims=True)
-    actions = np.nonzero(best)[1].tolist()  # row-major: each state's actions in increasing order
-    ends = np.cumsum(best.sum(axis=1)).tolist()
-    return [actions[start:end] for start, end in zip([0, *ends[:-1]], ends)]
-
-
 def greedy_actor(q: np.ndarray) -> Callable[[np.ndarray], int]:
     """obs -> argmax_a Q(s, a) for one-hot encoded states (the first maximum on ties)."""
     return lambda obs: int(np.argmax(obs @ q))

@@ -1,8 +1,7 @@
 """Protocols: how agents and learner exchange messages, one module per way.
 
 - :mod:`~mpidrl.protocols.sync` (:class:`SyncRounds`): broadcast, every agent acts, gather (ES, ESPC,
-  ES-fixed, DQL, EBCDQL, DAVIA, LAPG);
-- :mod:`~mpidrl.protocols.batch` (:class:`BatchRounds`): the same for a batch of trials as arrays;
+  ES-fixed, DQL, EBCDQL, DAVIA, LAPG), for one trial or several together;
 - :mod:`~mpidrl.protocols.aggregate` (:class:`AggregateRounds`): gradients until a stopping rule holds,
   REPORT/STOP control, one Allreduce (synchronous NIGT, Rennala, Malenia);
 - :mod:`~mpidrl.protocols.roundtrip` (:class:`RoundTrips`): one round trip per gradient (AFedPG).
@@ -25,9 +24,8 @@ from mpidrl.protocols.base import (
     Traffic,
     Wire,
 )
-from mpidrl.protocols.batch import Batched, BatchLearner, BatchRounds, BatchWorker
 from mpidrl.protocols.roundtrip import RoundTripLearner, RoundTrips, RoundTripWorker
-from mpidrl.protocols.sync import SyncLearner, SyncRounds, SyncWorker
+from mpidrl.protocols.sync import BlockWorker, PerAgent, Results, SyncLearner, SyncRounds, SyncWorker, TrialLearners
 
 __all__ = [
     "AgentResult",
@@ -35,13 +33,12 @@ __all__ = [
     "AggregateRounds",
     "AggregateWorker",
     "AlgorithmSpec",
-    "BatchLearner",
-    "BatchRounds",
-    "BatchWorker",
-    "Batched",
+    "BlockWorker",
     "Context",
     "LearnerBase",
+    "PerAgent",
     "Protocol",
+    "Results",
     "RoundRecord",
     "RoundTripLearner",
     "RoundTripWorker",
@@ -51,5 +48,6 @@ __all__ = [
     "SyncRounds",
     "SyncWorker",
     "Traffic",
+    "TrialLearners",
     "Wire",
 ]

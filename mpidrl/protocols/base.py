@@ -90,9 +90,6 @@ class AlgorithmSpec:
     movable: bool = False
     """capability: the worker keeps no per-agent state between rounds, so any rank may run any agent's
     round (dynamic placement, ``[agents] placement``)"""
-    batch: Any = None
-    """capability: a :class:`mpidrl.protocols.batch.Batched` (its batch sides and their check) if trials
-    can run in batches (``[run] trial_batch``), else None"""
     resumable: bool = True
     """capability: learner and worker state round-trip through a checkpoint, so ``--resume`` is exact"""
     example: dict = field(default_factory=dict)
@@ -200,12 +197,14 @@ class Protocol(abc.ABC):
 
     Learner: type = LearnerBase
     """the learner-side interface"""
-    Worker: type = Stateful
+    Worker: type | tuple[type, ...] = Stateful
     """the agent-side interface"""
     diagnostics: tuple[str, ...] = ()
     """per-agent values the protocol itself reports each round (beside the algorithm's)"""
     dynamic_placement: bool = False
     """the protocol can let ranks take over each other's agents (``[agents] placement = "dynamic"``)"""
+    batches_trials: bool = False
+    """the protocol can run several trials together (``[run] trial_batch``)"""
     sim_time: float = math.nan
     """simulated clock at the end of the last round (NaN in real mode)"""
 
@@ -218,10 +217,10 @@ class Protocol(abc.ABC):
 
     @classmethod
     def start(cls, spec: AlgorithmSpec, contexts: Sequence[Context], rt: Runtime) -> Protocol:
-        """The protocol for the trials ``contexts`` run together (one, unless the spec batches)."""
-        if len(contexts) == 1:
-            return cls(spec, contexts[0], rt)
-        return spec.batch.rounds(spec, contexts, rt)
+        """The protocol for the trials ``contexts`` run together (one, unless it ``batches_trials``)."""
+        if len(contexts) != 1:
+            raise ValueError(f"{cls.__name__} runs one trial at a time, not {len(contexts)}")
+        return cls(spec, contexts[0], rt)
 
     @classmethod
     def check(cls, cfg: Config, spec: AlgorithmSpec, env_spec: EnvSpec) -> None:
@@ -231,8 +230,11 @@ class Protocol(abc.ABC):
                 f"agents.placement: {spec.name} cannot place agents dynamically (its agents keep state between "
                 'rounds or it has its own protocol); use "blocks" or "auto"'
             )
-        if cfg.run.trial_batch > 1 and spec.batch is not None:
-            spec.batch.rounds.check(cfg, spec, env_spec)
+        if cfg.run.trial_batch > 1 and not cls.batches_trials:
+            raise ConfigError(
+                f"run.trial_batch: {spec.name} runs one trial at a time ({cls.__name__} cannot run trials "
+                "together); use 1"
+            )
 
     @classmethod
     def check_spec(cls, spec: AlgorithmSpec) -> None:
@@ -240,9 +242,10 @@ class Protocol(abc.ABC):
         for side, interface in (("learner", cls.Learner), ("worker", cls.Worker)):
             factory = getattr(spec, side)
             if isinstance(factory, type) and not issubclass(factory, interface):
+                names = " or ".join(f"{i.__module__}.{i.__qualname__}" for i in (interface if isinstance(interface, tuple) else (interface,)))
                 raise TypeError(
                     f"{spec.name or spec}: {side} {factory.__qualname__} does not implement "
-                    f"{interface.__module__}.{interface.__qualname__}, the interface {cls.__name__} drives"
+                    f"{names}, the interface {cls.__name__} drives"
                 )
 
     @property

@@ -2,10 +2,20 @@
 
 A round, as :class:`SyncRounds` runs it::
 
-    payload = learner.downlink()             # rank 0; broadcast to every rank
-    worker.receive(payload)                  # every rank, once per round
-    result = worker.act(round, agent)        # for each logical agent the rank runs
-    learner.update(round, messages)          # rank 0, messages = [(agent, result.message), ...]
+    payloads = learner.downlink()            # rank 0; broadcast to every rank
+    worker.receive(payloads)                 # every rank, once per round
+    results = worker.act(round, agents)      # every agent the rank runs, as one batch
+    learner.update(round, messages)          # rank 0, messages = [(agent, payload), ...] in agent order
+
+The rounds run T >= 1 trials together (``[run] trial_batch``; real time only): one collective of each
+kind serves them all, the broadcast carrying the T learners' payloads, the gathers every (agent, trial)'s
+statistics and message. Accounting is per trial, as if the trials ran one by one: each agent of trial b
+receives trial b's payload and sends its own message, and every round yields one
+:class:`~mpidrl.protocols.base.RoundRecord` per trial.
+
+The agent side is a :class:`BlockWorker`: the rank's agents in every trial, acting as arrays (one policy
+forward per step for all of them, environments stepped as one vector environment). An algorithm may
+instead give a :class:`SyncWorker`, one agent at a time; :class:`PerAgent` runs it for every trial.
 
 Messages are 1-D numpy arrays of the spec's ``wire.uplink_dtype``; their ``nbytes`` is what is counted,
 by the rank that packs them. The broadcast is counted once per receiving agent. The per-agent row of
@@ -13,8 +23,8 @@ statistics that travels with the gather (and carries each message's length) is f
 adds to share one collective among a block of agents, not an algorithm message, and is not counted.
 
 Placement: each rank runs its block of agents, or, with dynamic placement (algorithms whose workers keep
-no per-agent state), the agents it claims (:class:`mpidrl.comm.AgentClaims`); the rows it gathers then
-carry their agent indices so rank 0 can put everything back in agent order.
+no per-agent state), the chunks of agents it claims (:class:`mpidrl.comm.AgentClaims`); the rows it
+gathers then carry their agent indices so rank 0 can put everything back in agent order.
 
 Simulated time: a round lasts ``max_i(h_i * episodes_i) + max_i(kappa_i)``, the slowest agent's
 computation, then the slowest participant's communication, or with a network of links the slowest
@@ -24,11 +34,15 @@ agent's download, computation and upload (:class:`mpidrl.network.SyncClock`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from mpidrl.comm import block_owners, blocks
+from mpidrl.config import Config, ConfigError
+from mpidrl.envs import EnvSpec
 from mpidrl.network import SyncClock
 from mpidrl.protocols.base import (
     RESULT_COLUMNS,
@@ -39,7 +53,6 @@ from mpidrl.protocols.base import (
     RoundRecord,
     Stateful,
     Traffic,
-    result_row,
     round_values,
 )
 from mpidrl.records import DOWNLINK, UPLINK
@@ -49,9 +62,12 @@ STAT_COLUMNS = (*RESULT_COLUMNS, "uplink_messages", "uplink_bytes")
 NBYTES = STAT_COLUMNS.index("uplink_bytes")
 SENT = STAT_COLUMNS.index("uplink_messages")
 
+CHUNKS = 4
+"""With dynamic placement a rank claims its block in about this many chunks (each one batch)."""
+
 
 class SyncLearner(LearnerBase):
-    """The central learner (rank 0): turns received messages into the next broadcast."""
+    """The central learner (rank 0) of one trial: turns received messages into the next broadcast."""
 
     downlink_kind: str | None = None
     """what the broadcast carries when the config changes it (else the spec's ``wire.downlink_kind``)"""
@@ -65,12 +81,98 @@ class SyncLearner(LearnerBase):
         """Update from the round's messages, given in increasing agent order."""
 
 
-class SyncWorker(Stateful):
-    """The agent side for a block of logical agents hosted by one rank.
+class TrialLearners(Stateful):
+    """The learners of T > 1 trials run together, one per trial, broadcasting one payload of T rows."""
 
-    Everything it draws at random comes from :mod:`mpidrl.rng` keyed by the agent index, so the block
-    boundaries do not change any result.
+    def __init__(self, learners: Sequence[SyncLearner]):
+        self.learners = list(learners)
+        self.downlink_kind = self.learners[0].downlink_kind
+
+    def downlink(self) -> np.ndarray:
+        return np.stack([learner.downlink() for learner in self.learners]).reshape(-1)
+
+    def update(self, round: int, messages: Sequence[Sequence[tuple[int, np.ndarray]]]) -> None:
+        """Update each trial's learner from its messages (``messages[b]``: trial b's, in agent order)."""
+        for learner, received in zip(self.learners, messages):
+            learner.update(round, received)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Each learner's state; an entry of the same shape in every trial is stacked into one array
+        (``batch/KEY``, one row per trial: a checkpoint writes a few datasets, not T times as many)."""
+        states = [learner.state_dict() for learner in self.learners]
+        out = {}
+        for key in states[0]:
+            values = [np.asarray(state[key]) for state in states]
+            if all(v.shape == values[0].shape and v.dtype == values[0].dtype for v in values):
+                out[f"batch/{key}"] = np.stack(values)
+            else:
+                out.update({f"trial{b}/{key}": v for b, v in enumerate(values)})
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for b, learner in enumerate(self.learners):
+            own = {k.removeprefix(f"trial{b}/"): v for k, v in state.items() if k.startswith(f"trial{b}/")}
+            own.update({k.removeprefix("batch/"): v[b] for k, v in state.items() if k.startswith("batch/")})
+            learner.load_state_dict(own)
+
+
+@dataclass
+class Results:
+    """What a batch of A agents did in a round in each of the T trials: arrays [A, T] (or broadcastable)."""
+
+    messages: Sequence[np.ndarray | None]
+    """each (agent, trial)'s message, agent-major (None: silent)"""
+    reward: Any
+    """discounted return (mean over the round's episodes)"""
+    ret: Any
+    """undiscounted return, same rule"""
+    episodes: Any
+    """episodes completed in the round"""
+    steps: Any
+    """environment steps taken in the round"""
+    diagnostics: Sequence[Any] = field(default_factory=tuple)
+    """values of the algorithm's ``diagnostics`` names, in order"""
+
+    def table(self, shape: tuple[int, int], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """The statistics rows [A, T, columns] (:data:`STAT_COLUMNS`, then the diagnostics) and the
+        messages' bytes, packed in order."""
+        if len(self.messages) != shape[0] * shape[1]:
+            raise ValueError(f"{len(self.messages)} messages for {shape[0]} agents in {shape[1]} trial(s)")
+        chunks, sent, nbytes = [], np.zeros(len(self.messages)), np.zeros(len(self.messages))
+        for j, message in enumerate(self.messages):
+            if message is not None:
+                msg = np.ascontiguousarray(message, dtype=dtype).reshape(-1)
+                chunks.append(msg.view(np.uint8))
+                sent[j], nbytes[j] = 1, msg.nbytes
+        columns = (self.reward, self.ret, self.episodes, self.steps, sent, nbytes, *self.diagnostics)
+        table = np.stack([np.broadcast_to(np.asarray(c, dtype=np.float64).reshape(-1), sent.shape) for c in columns])
+        data = np.concatenate(chunks) if chunks else np.empty(0, np.uint8)
+        return table.T.reshape(*shape, len(columns)), data
+
+
+class BlockWorker(Stateful):
+    """The agent side: the agents a rank hosts, in every trial the rounds run, acting as one batch.
+
+    Everything it draws at random comes from :mod:`mpidrl.rng` keyed by (trial, agent), so neither the
+    block boundaries nor the batch change any result.
     """
+
+    def __init__(self, contexts: Sequence[Context], agents: Sequence[int]):
+        self.contexts = list(contexts)
+        self.ctx = self.contexts[0]
+        self.agents = list(agents)
+
+    @abc.abstractmethod
+    def receive(self, payloads: Sequence[np.ndarray]) -> None:
+        """Take in the round's broadcast: one payload per trial."""
+
+    @abc.abstractmethod
+    def act(self, round: int, agents: Sequence[int]) -> Results:
+        """Run the round of ``agents`` (the hosted ones, or with dynamic placement any chunk claimed)."""
+
+
+class SyncWorker(Stateful):
+    """The agent side one agent at a time, for one trial (the simple way to write one; see :class:`PerAgent`)."""
 
     def __init__(self, ctx: Context, agents: Sequence[int]):
         self.ctx = ctx
@@ -85,18 +187,75 @@ class SyncWorker(Stateful):
         """Run logical agent ``agent``'s episode(s) for round ``round``."""
 
 
+class PerAgent(BlockWorker):
+    """A :class:`BlockWorker` made of one per-agent worker per trial, acting agent by agent."""
+
+    def __init__(self, factory: Callable[[Context, Sequence[int]], SyncWorker], contexts, agents):
+        super().__init__(contexts, agents)
+        self.workers = [factory(ctx, agents) for ctx in self.contexts]
+
+    def receive(self, payloads: Sequence[np.ndarray]) -> None:
+        for worker, payload in zip(self.workers, payloads):
+            worker.receive(payload)
+
+    def act(self, round: int, agents: Sequence[int]) -> Results:
+        done = [worker.act(round, agent) for agent in agents for worker in self.workers]
+        columns = [np.array([getattr(r, name) for r in done], dtype=np.float64) for name in _RESULT_FIELDS]
+        k = len(done[0].diagnostics) if done else 0
+        diagnostics = [np.array([r.diagnostics[j] for r in done], dtype=np.float64) for j in range(k)]
+        return Results([r.message for r in done], *columns, diagnostics)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """One trial: its worker's state; several: each under ``trial<b>/`` (``shared/trial<b>/``)."""
+        if len(self.workers) == 1:
+            return self.workers[0].state_dict()
+        out = {}
+        for b, worker in enumerate(self.workers):
+            for key, value in worker.state_dict().items():
+                shared = key.startswith("shared/")
+                out[f"shared/trial{b}/{key[7:]}" if shared else f"trial{b}/{key}"] = value
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if len(self.workers) == 1:
+            self.workers[0].load_state_dict(state)
+            return
+        for b, worker in enumerate(self.workers):
+            own = {}
+            for key, value in state.items():
+                if key.startswith(f"trial{b}/"):
+                    own[key.removeprefix(f"trial{b}/")] = value
+                elif key.startswith(f"shared/trial{b}/"):
+                    own["shared/" + key.removeprefix(f"shared/trial{b}/")] = value
+            worker.load_state_dict(own)
+
+
+_RESULT_FIELDS = ("reward", "ret", "episodes", "steps")
+
+
+def make_worker(spec: Any, contexts: Sequence[Context], agents: Sequence[int]) -> BlockWorker:
+    """The agent side of ``spec`` for ``agents`` in the trials ``contexts``."""
+    if isinstance(spec.worker, type) and issubclass(spec.worker, BlockWorker):
+        return spec.worker(contexts, agents)
+    return PerAgent(spec.worker, contexts, agents)
+
+
 def split_messages(
-    stats: np.ndarray, data: np.ndarray, dtype: np.dtype, agents: Sequence[int] | None = None
-) -> list[tuple[int, np.ndarray]]:
-    """(agent, payload) of every row of ``stats`` that sent, cut out of the gathered bytes ``data``
-    (rows in the order their messages were packed; ``agents``: each row's agent, default the row index)."""
-    messages, pos = [], 0
-    for j in range(stats.shape[0]):
-        nbytes = int(stats[j, NBYTES])
-        if stats[j, SENT]:
-            messages.append((j if agents is None else int(agents[j]), data[pos : pos + nbytes].copy().view(dtype)))
-        pos += nbytes
-    return messages
+    stats: np.ndarray, data: np.ndarray, dtype: np.dtype, agents: np.ndarray
+) -> list[list[tuple[int, np.ndarray]]]:
+    """Each trial's (agent, payload) pairs: ``stats`` [rows, T, columns] in the order their messages were
+    packed, ``data`` the gathered bytes, ``agents`` each row's agent."""
+    rows, n_trials = stats.shape[:2]
+    received: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n_trials)]
+    records = data.view(dtype)  # every message is whole records: slice them out of one view
+    sizes = stats[:, :, NBYTES].astype(np.int64) // dtype.itemsize
+    ends = np.cumsum(sizes).reshape(rows, n_trials).tolist()
+    sizes, sent, agents = sizes.tolist(), stats[:, :, SENT].tolist(), agents.tolist()
+    for j in range(rows):
+        for b in range(n_trials):
+            if sent[j][b]:
+                received[b].append((agents[j], records[ends[j][b] - sizes[j][b] : ends[j][b]]))
+    return received
 
 
 def sync_traffic(
@@ -137,17 +296,39 @@ def advance(clock: SyncClock | None, round: int, values: dict[str, np.ndarray], 
 
 
 class SyncRounds(Protocol):
-    """Synchronous rounds of one trial (see the module docstring)."""
+    """Synchronous rounds of T >= 1 trials (see the module docstring)."""
 
     Learner = SyncLearner
-    Worker = SyncWorker
+    Worker = (BlockWorker, SyncWorker)
     dynamic_placement = True
+    batches_trials = True
 
-    def __init__(self, spec, ctx: Context, rt):
-        self.clock = clock(spec, ctx)
-        super().__init__(spec, ctx, rt)
+    def __init__(self, spec: Any, contexts: Sequence[Context], rt: Any):
+        self.spec, self.rt, self.contexts = spec, rt, list(contexts)
+        self.ctx = ctx = self.contexts[0]
+        if rt.is_root:
+            learners = [spec.learner(c) for c in self.contexts]
+            self.learner = learners[0] if len(learners) == 1 else TrialLearners(learners)
+        else:
+            self.learner = None
+        self.worker = make_worker(spec, self.contexts, rt.block(ctx.n))
+        self.clock = clock(spec, ctx) if len(self.contexts) == 1 else None
         dynamic = spec.movable and rt.size > 1 and ctx.cfg.agents.placement in ("auto", "dynamic")
         self.claims = rt.agent_claims() if dynamic else None
+
+    @classmethod
+    def start(cls, spec: Any, contexts: Sequence[Context], rt: Any) -> SyncRounds:
+        return cls(spec, contexts, rt)
+
+    @classmethod
+    def check(cls, cfg: Config, spec: Any, env_spec: EnvSpec) -> None:
+        super().check(cfg, spec, env_spec)
+        if cfg.run.trial_batch > 1 and cfg.time.mode != "real":  # each trial would need its clock in a checkpoint
+            raise ConfigError('run.trial_batch: trials run together need time.mode = "real"; use 1')
+
+    @property
+    def learners(self) -> list[Any]:
+        return self.learner.learners if isinstance(self.learner, TrialLearners) else [self.learner]
 
     @property
     def sim_time(self) -> float:
@@ -163,51 +344,55 @@ class SyncRounds(Protocol):
             self.claims.free()
 
     def run(self, round: int) -> list[RoundRecord] | None:
-        spec, rt, n = self.spec, self.rt, self.ctx.n
+        spec, rt, n, n_trials = self.spec, self.rt, self.ctx.n, len(self.contexts)
         payload = rt.broadcast(self.learner.downlink() if rt.is_root else None, spec.wire.downlink_dtype)
-        downlink_bytes = int(payload.nbytes)
-        self.worker.receive(payload)
+        downlink_bytes = int(payload.nbytes) // n_trials
+        self.worker.receive(list(payload.reshape(n_trials, -1)) if n_trials > 1 else [payload])
         stats, messages, ranks = self._exchange(round)
         if stats is None:
             return None
-        self.learner.update(round, messages)
-        values = round_values((*STAT_COLUMNS, *spec.diagnostics), stats)
-        values["downlink_bytes"] = np.full(n, downlink_bytes)
-        values["rank"] = ranks
-        times = advance(self.clock, round, values, downlink_bytes)
-        values["sim_time"] = self.sim_time
+        self.learner.update(round, messages if n_trials > 1 else messages[0])
         kind = self.learner.downlink_kind or spec.wire.downlink_kind
-        traffic = sync_traffic(messages, n, spec.wire.uplink_kind, kind, downlink_bytes, times)
-        return [RoundRecord(values, traffic)]
+        out = []
+        for b in range(n_trials):
+            values = round_values((*STAT_COLUMNS, *spec.diagnostics), stats[:, b])
+            values["downlink_bytes"] = np.full(n, downlink_bytes)
+            values["rank"] = ranks
+            times = advance(self.clock, round, values, downlink_bytes)
+            values["sim_time"] = self.sim_time
+            traffic = sync_traffic(messages[b], n, spec.wire.uplink_kind, kind, downlink_bytes, times)
+            out.append(RoundRecord(values, traffic))
+        return out
 
-    def _exchange(self, round: int) -> tuple[np.ndarray | None, list[tuple[int, np.ndarray]], np.ndarray]:
-        """Every agent of the rank acts; rank 0 gets the [n, columns] statistics in agent order, the
-        messages and the rank that ran each agent (None, [], [] elsewhere)."""
-        spec, rt, n = self.spec, self.rt, self.ctx.n
+    def _exchange(self, round: int) -> tuple[np.ndarray | None, list[list[tuple[int, np.ndarray]]], np.ndarray]:
+        """Every agent of the rank acts; rank 0 gets the [n, T, columns] statistics in agent order, each
+        trial's messages and the rank that ran each agent (None, [], [] elsewhere)."""
+        spec, rt, n, n_trials = self.spec, self.rt, self.ctx.n, len(self.contexts)
         width = len(STAT_COLUMNS) + len(spec.diagnostics)
-        agents = self.worker.agents if self.claims is None else self.claims.claims(n)
-        rows, chunks, ran = [], [], []
-        for agent in agents:
-            res = self.worker.act(round, agent)
-            nbytes, sent = 0, 0
-            if res.message is not None:
-                msg = np.ascontiguousarray(res.message, dtype=spec.wire.uplink_dtype).reshape(-1)
-                chunks.append(msg.view(np.uint8))
-                nbytes, sent = msg.nbytes, 1
-            rows.append((*result_row(res), sent, nbytes, *res.diagnostics))
-            ran.append(agent)
-        data = np.concatenate(chunks) if chunks else np.empty(0, np.uint8)
-        table = np.array(rows, dtype=np.float64).reshape(-1, width)
-
+        dtype = spec.wire.uplink_dtype
         if self.claims is None:
-            stats = rt.gather_rows(table, n)
-            counts = [int(stats[b, NBYTES].sum()) for b in blocks(n, rt.size)] if rt.is_root else None
+            agents = self.worker.agents
+            table, data = self.worker.act(round, agents).table((len(agents), n_trials), dtype)
+            stats = rt.gather_rows(table.reshape(len(agents), -1), n)
+            counts = None
+            if rt.is_root:
+                stats = stats.reshape(n, n_trials, width)
+                counts = [int(stats[span, :, NBYTES].sum()) for span in blocks(n, rt.size)]
             data = rt.gather_bytes(data, counts)
             if not rt.is_root:
                 return None, [], np.empty(0)
-            return stats, split_messages(stats, data, spec.wire.uplink_dtype), block_owners(n, rt.size)
+            return stats, split_messages(stats, data, dtype, np.arange(n)), block_owners(n, rt.size)
 
-        sizes = rt.gather_counts([len(rows), data.size])
+        chunk = max(1, -(-len(self.worker.agents) // CHUNKS))
+        tables, parts, ran = [], [], []
+        for agents in self.claims.claims(n, chunk):
+            table, data = self.worker.act(round, agents).table((len(agents), n_trials), dtype)
+            tables.append(table.reshape(len(agents), -1))
+            parts.append(data)
+            ran += agents
+        table = np.concatenate(tables) if tables else np.empty((0, n_trials * width))
+        data = np.concatenate(parts) if parts else np.empty(0, np.uint8)
+        sizes = rt.gather_counts([len(ran), data.size])
         table = rt.gather_rows(
             np.column_stack([table, np.array(ran, dtype=np.float64)]),
             n,
@@ -216,13 +401,14 @@ class SyncRounds(Protocol):
         data = rt.gather_bytes(data, None if sizes is None else sizes[:, 1].tolist())
         if not rt.is_root:
             return None, [], np.empty(0)
-        stats, order = table[:, :width], table[:, width].astype(np.int64)
-        ranks = np.repeat(np.arange(rt.size), sizes[:, 0])
-        messages = split_messages(stats, data, spec.wire.uplink_dtype, order)
+        stats, order = table[:, :-1].reshape(n, n_trials, width), table[:, -1].astype(np.int64)
         if sorted(order.tolist()) != list(range(n)):
             raise RuntimeError(
                 f"round {round}: the ranks ran agents {sorted(order.tolist())}, not each of 0..{n - 1} once"
             )
+        messages = split_messages(stats, data, dtype, order)
+        for received in messages:
+            received.sort(key=lambda item: item[0])
+        ranks = np.repeat(np.arange(rt.size), sizes[:, 0])
         back = np.argsort(order)
-        messages.sort(key=lambda item: item[0])
         return stats[back], messages, ranks[back]

@@ -23,7 +23,7 @@ import numpy as np
 
 from mpidrl.algorithms.es import ESLearner, ESParams, ESWorker
 from mpidrl.config import require
-from mpidrl.protocols import AgentResult, AlgorithmSpec, SyncRounds, Wire
+from mpidrl.protocols import AlgorithmSpec, Results, SyncRounds, Wire
 
 __all__ = ["QuantisedESParams", "QuantisedESLearner", "QuantisedESWorker", "SPEC", "quantise", "dequantise"]
 
@@ -59,12 +59,12 @@ def dequantise(message: np.ndarray, params: QuantisedESParams) -> float:
 
 
 class QuantisedESWorker(ESWorker):
-    """ES agents that send their return's level instead of the return."""
+    """ES agents that send their return's level instead of the return (a batch of agents at a time, as ES)."""
 
-    def act(self, round: int, agent: int) -> AgentResult:
-        result = super().act(round, agent)
-        if result.message is not None:
-            result.message = quantise(float(result.message[0]), self.ctx.cfg.algo)
+    def act(self, round: int, agents: Sequence[int]) -> Results:
+        result = super().act(round, agents)
+        params = self.ctx.cfg.algo
+        result.messages = [None if m is None else quantise(float(m[0]), params) for m in result.messages]
         return result
 
 
