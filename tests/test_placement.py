@@ -35,10 +35,10 @@ hidden = [4]
 
 def run(tmp_path, placement: str, algo: str = "es", nprocs: int = 2):
     cfg = write_config(
-        tmp_path / f"{algo}_{placement}.toml",
-        CONFIG.replace("PLACEMENT", placement).replace("ALGO", algo).replace("MORE", "" if algo == "es" else "m = 4"),
+        tmp_path / f"{algo.replace(':', '_')}_{placement}.toml",
+        CONFIG.replace("PLACEMENT", placement).replace("ALGO", algo).replace("MORE", "m = 4" if "espc" in algo or "fixed" in algo else ""),
     )
-    out = tmp_path / f"{algo}_{placement}_{nprocs}.h5"
+    out = tmp_path / f"{algo.replace(':', '_')}_{placement}_{nprocs}.h5"
     mpirun(nprocs, ["run", str(cfg), "--out", str(out)], timeout=120, env=ENV)
     return read_run(out).metrics
 
@@ -56,10 +56,16 @@ def test_fast_rank_takes_over_the_slow_ranks_agents_with_identical_results(tmp_p
         np.testing.assert_array_equal(dynamic[name], blocks[name], err_msg=name)
 
 
-def test_auto_is_dynamic_for_es_and_blocks_for_agents_with_state(tmp_path):
-    assert (run(tmp_path, "auto")["rank"][0] == 0).sum() > 16
-    espc = run(tmp_path, "auto", "espc")
-    assert (espc["rank"][0] == [0, 0, 0, 0, 1, 1, 1, 1]).all()
+def test_auto_is_blocks_for_batched_agents_and_dynamic_for_agents_acting_one_at_a_time(tmp_path):
+    """ES's agents act as one batch (a chunk would be a smaller batch): blocks; so do ESPC's, which keep
+    state. The same ES acting one agent at a time (per_agent_es.py): dynamic, with the same numbers."""
+    es = run(tmp_path, "auto")
+    assert (es["rank"][0] == [0, 0, 0, 0, 1, 1, 1, 1]).all()
+    assert (run(tmp_path, "auto", "espc")["rank"][0] == [0, 0, 0, 0, 1, 1, 1, 1]).all()
+    one = run(tmp_path, "auto", "per_agent_es:per-agent-es")
+    assert (one["rank"][0] == 0).sum() > 16
+    for name in ("reward", "return", "steps", "uplink_messages", "uplink_bytes"):
+        np.testing.assert_array_equal(one[name], es[name], err_msg=name)
 
 
 def test_one_rank_runs_every_agent_itself(tmp_path):

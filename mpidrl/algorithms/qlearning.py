@@ -191,8 +191,11 @@ class QLearner(SyncLearner):
     def update(self, round: int, messages: Sequence[tuple[int, np.ndarray]]) -> None:
         if not messages:
             return
-        parts = [self.unpack(msg) for _, msg in messages]
-        samples = [np.concatenate(column) for column in zip(*parts)]
+        # one unpack of all messages: a message ends in a record whose s' is never read (a terminal step,
+        # or the state-only record of a truncated episode), so no step takes its s' from the next message
+        # (joined as bytes: concatenating structured arrays costs a dtype promotion per array)
+        dtype = messages[0][1].dtype
+        samples = self.unpack(np.concatenate([np.ascontiguousarray(m).view(np.uint8) for _, m in messages]).view(dtype))
         self.theta = self.theta.copy()  # the broadcast array may still be in the agents' hands (one process)
         td_update(self.model.table(self.theta), samples, self.ctx.cfg.algo.alpha, self.ctx.cfg.env.gamma)
 
@@ -237,8 +240,12 @@ class ValueWorker(BlockWorker):
         cfg = self.ctx.cfg
         pairs = [(ctx.trial, agent) for agent in self.agents for ctx in self.contexts]
         policy = EpsilonGreedy(self.tables(), self.env_trial, pairs, round, cfg)
-        seeds = [rng.reset_seed(cfg.run.seed, trial, round, agent) for trial, agent in pairs]
-        return rollout(self.envs.batch(self.agents), policy, cfg.env.gamma, seeds, record=True)
+        batch = self.envs.batch(self.agents)
+        if batch.seeded:
+            seeds = [rng.reset_seed(cfg.run.seed, trial, round, agent) for trial, agent in pairs]
+        else:  # the reset seeds would decide nothing: do not draw them
+            seeds = [0] * len(pairs)
+        return rollout(batch, policy, cfg.env.gamma, seeds, record=True)
 
     def td_errors(self, ep: Episodes) -> np.ndarray:
         """[E, T] TD error of every step with its trial's Q (:func:`td_errors`; 0 after the episode)."""
@@ -264,7 +271,9 @@ class EpsilonGreedy:
     Each pair draws from its EXPLORE stream of the round, 64 steps at a time, exactly these calls: 64
     uniforms (explore or not), 64 random actions (``integers(n_actions)``), 64 uniforms (ties between greedy
     actions: the pick-th of the tied actions, pick = int(u * count), or with ``greedy_ties = "first"`` the
-    first, the draw still taken). A zero-initialised Q thus starts with a uniform random walk.
+    first, the draw still taken). A zero-initialised Q thus starts with a uniform random walk. The first
+    block comes from the stream's scratch generator (:func:`mpidrl.rng.scratch`); a pair whose episode
+    goes on gets a generator of its own, brought to the same point by drawing the first block again.
     """
 
     def __init__(self, q: np.ndarray, env_trial: np.ndarray, pairs: list[tuple[int, int]], round: int, cfg: Config):
@@ -274,17 +283,35 @@ class EpsilonGreedy:
         self.env_trial, self.n_actions = env_trial, q.shape[2]
         self.epsilon = exploration_rate(cfg.algo, round)
         self.first = cfg.algo.greedy_ties == "first"
-        self.gens = [rng.generator(cfg.run.seed, trial, rng.Stream.EXPLORE, round, agent) for trial, agent in pairs]
-        self.draws = (np.zeros((len(pairs), _DRAWS)), np.zeros((len(pairs), _DRAWS), np.int64), np.zeros((len(pairs), _DRAWS)))
+        self.seed, self.round, self.pairs = cfg.run.seed, round, pairs
+        self.gens: dict[int, np.random.Generator] = {}
+        """generators of the pairs that needed a second block"""
+        size = (len(pairs), _DRAWS)
+        self.draws = (np.zeros(size), np.zeros(size, np.int64), np.zeros(size))
         self.t = 0
+
+    def _block(self, gen: np.random.Generator, e: int) -> None:
+        explore, actions, ties = self.draws
+        explore[e], actions[e], ties[e] = gen.random(_DRAWS), gen.integers(self.n_actions, size=_DRAWS), gen.random(_DRAWS)
+
+    def generator(self, e: int, blocks: int) -> np.random.Generator:
+        """Pair e's own generator; made on first need and brought past its first ``blocks`` blocks."""
+        if e not in self.gens:
+            trial, agent = self.pairs[e]
+            gen = self.gens[e] = rng.generator(self.seed, trial, rng.Stream.EXPLORE, self.round, agent)
+            for _ in range(blocks):
+                gen.random(_DRAWS), gen.integers(self.n_actions, size=_DRAWS), gen.random(_DRAWS)
+        return self.gens[e]
 
     def __call__(self, active: np.ndarray, states: np.ndarray) -> np.ndarray:
         i = self.t % _DRAWS
         if i == 0:
-            explore, actions, ties = self.draws
             for e in active.tolist():
-                gen = self.gens[e]
-                explore[e], actions[e], ties[e] = gen.random(_DRAWS), gen.integers(self.n_actions, size=_DRAWS), gen.random(_DRAWS)
+                if self.t == 0:
+                    trial, agent = self.pairs[e]
+                    self._block(rng.scratch(self.seed, trial, rng.Stream.EXPLORE, self.round, agent), e)
+                else:
+                    self._block(self.generator(e, self.t // _DRAWS), e)
         self.t += 1
         explore, random_actions, ties = (d[active, i] for d in self.draws)
         b = self.env_trial[active]

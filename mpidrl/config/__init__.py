@@ -103,9 +103,10 @@ class AgentsConfig:
     """number of logical agents"""
     placement: Literal["auto", "blocks", "dynamic"] = "auto"
     """which rank runs which agent in synchronous rounds: "blocks" (contiguous blocks, one per rank),
-    "dynamic" (ranks start on their block, then take over agents other ranks have not started; only for
-    algorithms whose agents keep no state between rounds: es, es-fixed; batched trials use blocks), "auto"
-    (dynamic where allowed).
+    "dynamic" (ranks claim chunks of a quarter of a block, their own first, then chunks of other ranks'
+    blocks not yet started; only for algorithms whose agents keep no state between rounds: es, es-fixed),
+    "auto" (blocks for agents that act as one batch, as mpidrl's own do: a chunk is a smaller batch, so
+    dynamic placement trades batching for balance; dynamic for agents that act one at a time).
     Results are the same whatever the placement."""
 
     def check(self, key: str) -> None:

@@ -55,6 +55,8 @@ class EnvBatch(gym.vector.VectorEnv, abc.ABC):
     """
 
     metadata = {"autoreset_mode": AutoresetMode.DISABLED}
+    seeded = True
+    """whether the reset seeds decide anything (a deterministic grid ignores them)"""
 
     def __init__(self, num_envs: int, single_observation_space: gym.Space, single_action_space: gym.Space, cap: int):
         self.num_envs = num_envs
@@ -291,6 +293,7 @@ class GridBatch(EnvBatch):
     def __init__(self, num_envs: int, tables: GridTables):
         super().__init__(num_envs, tables.observation_space, tables.action_space, tables.cap)
         self.tables = tables
+        self.seeded = tables.random
         self.state = np.zeros(num_envs, np.int64)
         self._state = self.state[:0]
         self._gens: list[np.random.Generator] = []

@@ -23,8 +23,9 @@ statistics that travels with the gather (and carries each message's length) is f
 adds to share one collective among a block of agents, not an algorithm message, and is not counted.
 
 Placement: each rank runs its block of agents, or, with dynamic placement (algorithms whose workers keep
-no per-agent state), the chunks of agents it claims (:class:`mpidrl.comm.AgentClaims`); the rows it
-gathers then carry their agent indices so rank 0 can put everything back in agent order.
+no per-agent state; the default only for workers that act one agent at a time), the chunks of agents it
+claims (:class:`mpidrl.comm.AgentClaims`); the rows it gathers then carry their agent indices so rank 0
+can put everything back in agent order.
 
 Simulated time: a round lasts ``max_i(h_i * episodes_i) + max_i(kappa_i)``, the slowest agent's
 computation, then the slowest participant's communication, or with a network of links the slowest
@@ -313,8 +314,11 @@ class SyncRounds(Protocol):
             self.learner = None
         self.worker = make_worker(spec, self.contexts, rt.block(ctx.n))
         self.clock = clock(spec, ctx) if len(self.contexts) == 1 else None
-        dynamic = spec.movable and rt.size > 1 and ctx.cfg.agents.placement in ("auto", "dynamic")
-        self.claims = rt.agent_claims() if dynamic else None
+        placement = ctx.cfg.agents.placement
+        # "auto": a batch of agents loses more to chunking (each chunk a batch of its own, whose steps cost
+        # as much as the whole block's) than it gains from balance; agents acting one at a time only gain
+        wanted = placement == "dynamic" or (placement == "auto" and isinstance(self.worker, PerAgent))
+        self.claims = rt.agent_claims() if spec.movable and rt.size > 1 and wanted else None
 
     @classmethod
     def start(cls, spec: Any, contexts: Sequence[Context], rt: Any) -> SyncRounds:
