@@ -79,3 +79,15 @@ def test_gridworlds_times_both_modes_and_checks_their_results_agree(tmp_path):
     out = bench("gridworlds.py", "--out-dir", str(tmp_path), "--algos", "dql,es")
     # the script exits non-zero in --quick mode unless batched and one-by-one results are identical
     assert len(re.findall(r"^1 \| (dql|es) \| [\d.]+ \| [\d.]+ \| [\d.]+x \| yes \|", out, re.M)) == 2, out
+
+
+def test_before_after_runs_both_codes_and_checks_they_agree():
+    out = bench("before_after.py", "HEAD")
+    # the script raises unless both codes ran the same steps; each setting reports a ratio
+    assert len(re.findall(r"^.*: after / before steps per second, median", out, re.M)) == 2, out
+
+
+def test_many_agents_reports_memory_and_the_learners_share():
+    out = bench("many_agents.py")
+    rows = re.findall(r"^(\d+) \| 2 \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+% \| \d+ \| \d+ \| [\d.-]+ \|", out, re.M)
+    assert rows == ["20", "200"], out
