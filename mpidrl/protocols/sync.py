@@ -376,8 +376,11 @@ class SyncRounds(Protocol):
         dtype = spec.wire.uplink_dtype
         if self.claims is None:
             agents = self.worker.agents
-            table, data = self.worker.act(round, agents).table((len(agents), n_trials), dtype)
-            stats = rt.gather_rows(table.reshape(len(agents), -1), n)
+            if agents:
+                table, data = self.worker.act(round, agents).table((len(agents), n_trials), dtype)
+            else:  # more ranks than agents: this one has none
+                table, data = np.empty((0, n_trials, width)), np.empty(0, np.uint8)
+            stats = rt.gather_rows(table.reshape(len(agents), n_trials * width), n)
             counts = None
             if rt.is_root:
                 stats = stats.reshape(n, n_trials, width)
@@ -391,7 +394,7 @@ class SyncRounds(Protocol):
         tables, parts, ran = [], [], []
         for agents in self.claims.claims(n, chunk):
             table, data = self.worker.act(round, agents).table((len(agents), n_trials), dtype)
-            tables.append(table.reshape(len(agents), -1))
+            tables.append(table.reshape(len(agents), n_trials * width))
             parts.append(data)
             ran += agents
         table = np.concatenate(tables) if tables else np.empty((0, n_trials * width))

@@ -114,6 +114,11 @@ def read_run(path: str | Path) -> Run:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
             metrics = {name: ds[()] for name, ds in f["metrics"].items()}
             diagnostics = {name: ds[()] for name, ds in f["diagnostics"].items()} if "diagnostics" in f else {}
+        # a live run's datasets grow a round at a time: read one after the other, they may differ by a
+        # round; keep the rounds every one of them holds
+        rounds = min((v.shape[1] for v in (*metrics.values(), *diagnostics.values()) if v.ndim >= 2), default=0)
+        metrics = {k: v[:, :rounds] if v.ndim >= 2 else v for k, v in metrics.items()}
+        diagnostics = {k: v[:, :rounds] if v.ndim >= 2 else v for k, v in diagnostics.items()}
     except OSError as exc:
         raise RunFileError(f"{path}: not a readable HDF5 file ({exc})") from None
     except KeyError as exc:
