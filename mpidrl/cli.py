@@ -208,6 +208,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep = expand(args.spec, args.output)
     except SweepError as exc:
         raise InputError(str(exc)) from None
+    for note in sweep.notes:
+        print(f"mpidrl: warning: {note}", file=sys.stderr)
     total = len(sweep.tasks)
     settings = total // len(sweep.seeds)
     if args.skip_done:

@@ -96,6 +96,8 @@ class Sweep:
     """settings x seeds, seed varying fastest"""
     slurm: dict[str, Any] = field(default_factory=dict)
     """the spec's [slurm] table"""
+    notes: list[str] = field(default_factory=list)
+    """warnings of loading the settings' configs (e.g. keys an algorithm switch dropped), one per setting"""
     done: list[str] = field(default_factory=list)
     """run files of tasks left out because they are complete (``--skip-done``)"""
 
@@ -192,17 +194,17 @@ def _slurm(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(slurm)
 
 
-def check_task(task: Task, env_spec: EnvSpec | None = None) -> EnvSpec:
+def check_task(task: Task, env_spec: EnvSpec | None = None, notes: list[str] | None = None) -> EnvSpec:
     """Validate a task's config as ``mpidrl run`` would; returns the environment's spec.
 
     A known ``env_spec`` (another seed of the same setting: the seed cannot change what the environment
-    check finds) skips building the environment again.
+    check finds) skips building the environment again. Warnings of loading the config go to ``notes``.
     """
     from mpidrl.config import ConfigError, load
     from mpidrl.validate import check
 
     try:
-        return check(load(task.config, task.overrides), env_spec=env_spec).env_spec
+        return check(load(task.config, task.overrides, notes), env_spec=env_spec).env_spec
     except ConfigError as exc:
         point = ", ".join(f"{k}={toml_value(v)}" for k, v in task.values.items()) or "no grid"
         raise SweepError(f"task {task.index} ({point}, seed {task.seed}): {exc}") from None
@@ -235,9 +237,13 @@ def expand(spec_path: str | Path, out_dir: str | Path) -> Sweep:
     outs = [t.out for t in tasks]
     assert len(set(outs)) == len(outs), "output paths must be unique per task"
     envs: dict[int, EnvSpec] = {}  # setting -> its environment, built once per setting
+    notes: list[str] = []
     for task in tasks:
-        envs[task.setting] = check_task(task, envs.get(task.setting))
-    return Sweep(name, str(spec_path), grid, seeds, tasks, slurm)
+        found: list[str] = []
+        envs[task.setting] = check_task(task, envs.get(task.setting), found)
+        if task.seed == seeds[0]:  # the seed changes no warning: one per setting
+            notes += [f"setting s{task.setting:03d}: {note}" for note in found]
+    return Sweep(name, str(spec_path), grid, seeds, tasks, slurm, notes)
 
 
 def complete(path: str | Path) -> bool:

@@ -190,7 +190,12 @@ def test_local_sweep_script_runs_every_line_with_mpiexec(tmp_path):
     for seed in (1, 2):
         with h5py.File(tmp_path / "sw" / "runs" / "s000" / f"seed{seed}.h5", "r") as f:
             assert f.attrs["status"] == "complete" and f.attrs["world_size"] == 2 and f.attrs["seed"] == seed
-    # run again: mpidrl run refuses to replace the files, the script reports the failures and exits 1
+    # run again: complete tasks are skipped, as sweep.sbatch skips them
+    proc = subprocess.run([*script, "-t", "1-1"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "seed2.h5 is complete; nothing to do" in proc.stdout, proc.stdout
+    # a failed file is neither skipped nor replaced: mpidrl run refuses it, the script reports it and exits 1
+    with h5py.File(tmp_path / "sw" / "runs" / "s000" / "seed2.h5", "r+") as f:
+        f.attrs["status"] = "failed"
     proc = subprocess.run([*script, "-t", "1-1"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "task 1: FAILED (exit 2)" in proc.stdout and "0 of 1 task(s) done" in proc.stdout
     assert "exists; pass --overwrite" in (tmp_path / "sw" / "logs" / "local_1.out").read_text()
@@ -269,3 +274,17 @@ def test_skip_done_and_sweep_sbatch_continue_what_is_unfinished(tmp_path):
     assert (sw / "sweep.txt").read_text() == ""
     nothing = subprocess.run(["bash", str(sw / "submit.sh")], capture_output=True, text=True)
     assert nothing.returncode == 0 and "every task is complete; nothing to submit" in nothing.stderr
+
+
+def test_a_grid_over_algorithms_names_the_keys_each_switch_drops(tmp_path):
+    """As ``--set algo.name=X`` does: the base config's ES keys ESPC accepts are kept, those DQL has not are
+    dropped with one warning per setting (not per seed)."""
+    path = spec(
+        tmp_path,
+        '[sweep]\nconfig = "es.toml"\nseeds = [1, 2]\n[grid]\n"algo.name" = ["es", "dql"]\n'
+        '"env.id" = ["mpidrl/SimpleGrid-v0"]\n',
+    )
+    write_config(tmp_path / "es.toml", BASE + '[algo]\nname = "es"\nsigma = 0.2\n')
+    proc = mpidrl(["sweep", str(path), "-o", str(tmp_path / "sw")])
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert warnings == ["mpidrl: warning: setting s001: algo.name=dql: dropped algo.sigma (dql has no such parameters)"]

@@ -4,6 +4,7 @@
 #   jobs/local/sweep.sh DIR/sweep.txt [-j PARALLEL] [-n RANKS] [-t FIRST-LAST]
 # PARALLEL x RANKS should not exceed the cores. Each task's output goes to DIR/logs/local_<task>.out.
 # -t runs only tasks FIRST..LAST (0-based, as SLURM array ids). Exit status 1 if any task failed.
+# Run again, it skips the tasks whose run file is complete and continues the interrupted ones.
 set -uo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMEXPR_NUM_THREADS=1 VECLIB_MAXIMUM_THREADS=1
 usage() { echo "usage: $0 SWEEP.txt [-j PARALLEL] [-n RANKS] [-t FIRST-LAST]" >&2; exit 2; }
@@ -27,6 +28,26 @@ mapfile -t lines <"$sweep"
 run_task() { # task index, then the line's words
     local task=$1
     shift
+    # As sweep.sbatch: a task whose run file is complete is skipped; one interrupted or stopped without
+    # closing continues from its checkpoint (--resume); MPIDRL_OVERWRITE=1 starts every task afresh.
+    local out="" previous="" word state
+    for word in "$@"; do
+        [ "$previous" != --out ] || out=$word
+        previous=$word
+    done
+    if [ "${MPIDRL_OVERWRITE:-0}" != 0 ]; then
+        set -- "$@" --overwrite
+    elif [ -n "$out" ] && [ -e "$out" ]; then
+        # shellcheck disable=SC2086
+        state=$(${MPIDRL:-mpidrl} status "$out")
+        case ${state%% *} in
+        complete)
+            echo "task $task: $out is complete; nothing to do"
+            return 0
+            ;;
+        interrupted | stopped) set -- "$@" --resume "$out" ;;
+        esac
+    fi
     # shellcheck disable=SC2086  # MPIDRL may be several words ("python -m mpidrl")
     if ${MPIEXEC:-mpiexec} -n "$ranks" ${MPIDRL:-mpidrl} run "$@" >"$logs/local_$task.out" 2>&1; then
         echo "task $task: done"
