@@ -18,12 +18,25 @@ BIN = Path(sys.executable).parent
 
 
 def es_config(
-    env_id: str, n: int, hidden: tuple[int, ...], rounds: int = 10, seed: int = 0, trials: int = 1, trial_batch: int = 1, **algo
+    env_id: str,
+    n: int,
+    hidden: tuple[int, ...],
+    rounds: int = 10,
+    seed: int = 0,
+    trials: int = 1,
+    trial_batch: int = 1,
+    **algo,
 ) -> Config:
     """A validated ES config on ``env_id`` with ``n`` agents (the default config's ES settings)."""
     return from_dict(
         {
-            "run": {"seed": seed, "rounds": rounds, "checkpoint_every": 0, "trials": trials, "trial_batch": trial_batch},
+            "run": {
+                "seed": seed,
+                "rounds": rounds,
+                "checkpoint_every": 0,
+                "trials": trials,
+                "trial_batch": trial_batch,
+            },
             "env": {"id": env_id},
             "agents": {"n": n},
             "algo": {"name": "es", "sigma": 0.1, "fitness_shaping": "centered_rank", "antithetic": True, **algo},

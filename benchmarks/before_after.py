@@ -34,10 +34,26 @@ SETTINGS = {
     ),
     "Ant-v5 ES n=10": (
         "configs/default.toml",
-        ['env.id="Ant-v5"', "env.gamma=0.99", "agents.n=10", "policy.hidden=[64, 64]", "algo.sigma=0.02",
-         "run.trials=1", "run.rounds=4", "run.eval_every=0"],  # fmt: skip
-        ['env.id="Ant-v5"', "env.gamma=0.99", "agents.n=2", "policy.hidden=[64, 64]", "run.trials=1",
-         "run.rounds=1", "run.eval_every=0", "env.max_steps=50"],  # fmt: skip
+        [
+            'env.id="Ant-v5"',
+            "env.gamma=0.99",
+            "agents.n=10",
+            "policy.hidden=[64, 64]",
+            "algo.sigma=0.02",
+            "run.trials=1",
+            "run.rounds=4",
+            "run.eval_every=0",
+        ],  # fmt: skip
+        [
+            'env.id="Ant-v5"',
+            "env.gamma=0.99",
+            "agents.n=2",
+            "policy.hidden=[64, 64]",
+            "run.trials=1",
+            "run.rounds=1",
+            "run.eval_every=0",
+            "env.max_steps=50",
+        ],  # fmt: skip
     ),
 }
 

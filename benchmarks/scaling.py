@@ -44,7 +44,7 @@ def throughput(
     identical independent runs at the same time and the sum of their rates (what the machine allows)."""
     cfg = out_dir / f"scaling_{n}_{placement}.toml"
     cfg.write_text(
-        f'[run]\nseed = 0\nrounds = {rounds}\ncheckpoint_every = 0\ntrials = {trials}\ntrial_batch = {trials}\n'
+        f"[run]\nseed = 0\nrounds = {rounds}\ncheckpoint_every = 0\ntrials = {trials}\ntrial_batch = {trials}\n"
         f'[env]\nid = "CartPole-v1"\n[agents]\nn = {n}\nplacement = "{placement}"\n'
         '[algo]\nname = "es"\nsigma = 0.1\nfitness_shaping = "centered_rank"\nantithetic = true\n'
         '[policy]\nhidden = [8, 8]\n[optim]\nname = "adam"\nlr = 0.05\nl2 = 0.005\n'

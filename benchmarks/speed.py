@@ -107,10 +107,7 @@ def measure(env_id: str, n: int, rounds: int, hidden: tuple[int, ...], trials: i
         def bare(thetas=thetas, seeds=seeds, returns=returns):
             def episodes():
                 return [
-                    [
-                        bare_episode(envs[a], policy.layers(row[a]), discrete, low, half, seed[a])
-                        for a in range(n)
-                    ]
+                    [bare_episode(envs[a], policy.layers(row[a]), discrete, low, half, seed[a]) for a in range(n)]
                     for envs, row, seed in zip(bare_envs, thetas, seeds)
                 ]
 
@@ -141,7 +138,10 @@ def main() -> None:
     print(machine())
     profile = cProfile.Profile() if args.profile else None
     if not profile:
-        print("env | trials x agents x rounds | steps | mpidrl s | bare s | mpidrl steps/s | bare steps/s | speed-up | load")
+        print(
+            "env | trials x agents x rounds | steps | mpidrl s | bare s | mpidrl steps/s | bare steps/s | speed-up "
+            "| load"
+        )
     for env_id in args.env or list(SETTINGS):
         hidden, n, rounds, qn, qr = SETTINGS[env_id]
         if args.quick:

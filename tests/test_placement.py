@@ -36,7 +36,9 @@ hidden = [4]
 def run(tmp_path, placement: str, algo: str = "es", nprocs: int = 2):
     cfg = write_config(
         tmp_path / f"{algo.replace(':', '_')}_{placement}.toml",
-        CONFIG.replace("PLACEMENT", placement).replace("ALGO", algo).replace("MORE", "m = 4" if "espc" in algo or "fixed" in algo else ""),
+        CONFIG.replace("PLACEMENT", placement)
+        .replace("ALGO", algo)
+        .replace("MORE", "m = 4" if "espc" in algo or "fixed" in algo else ""),
     )
     out = tmp_path / f"{algo.replace(':', '_')}_{placement}_{nprocs}.h5"
     mpirun(nprocs, ["run", str(cfg), "--out", str(out)], timeout=120, env=ENV)

@@ -20,9 +20,9 @@ from mpidrl.algorithms.qlearning import (
 )
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, observation_encoder, rollout, spec_of
+from mpidrl.envs.grids import LEFT, STAY, shortest_path_return
 from mpidrl.envs.vector import Episodes, make_batch
 from mpidrl.envs.vector import rollout as batch_rollout
-from mpidrl.envs.grids import LEFT, STAY, shortest_path_return
 from mpidrl.policies import MLP, LinearQ
 from mpidrl.protocols import Context
 from mpidrl.store import read_run
@@ -60,7 +60,9 @@ def test_td_update_matches_hand_computation():
 def trajectory(states, actions, rewards, terminated):
     """One recorded episode."""
     steps, rewards = np.array([len(actions)]), np.array([rewards], float)
-    return Episodes(rewards.sum(1), rewards.sum(1), steps, np.array([terminated]), np.array([states]), np.array([actions]), rewards)
+    return Episodes(
+        rewards.sum(1), rewards.sum(1), steps, np.array([terminated]), np.array([states]), np.array([actions]), rewards
+    )
 
 
 def pack_trajectory(episode):
@@ -167,8 +169,9 @@ def test_greedy_ties_first_takes_the_lowest_tied_action():
     q[0, 0, [1, 2]] = 1.0  # down and right tie at the start; everywhere else all five tie
     runs = {}
     for first in (False, True):
-        cfg = load(None, ['env.id="mpidrl/SimpleGrid-v0"', "env.max_steps=6", 'algo.name="dql"', "algo.explore_start=0.0",
-                          "algo.explore_end=0.0", f'algo.greedy_ties="{"first" if first else "random"}"'])  # fmt: skip
+        ties = "first" if first else "random"
+        sets = ['env.id="mpidrl/SimpleGrid-v0"', "env.max_steps=6", 'algo.name="dql"', "algo.explore_start=0.0"]
+        cfg = load(None, [*sets, "algo.explore_end=0.0", f'algo.greedy_ties="{ties}"'])
         policy = EpsilonGreedy(q, np.zeros(1, np.int64), [(0, 0)], 0, cfg)
         runs[first] = batch_rollout(make_batch(cfg.env, [0]), policy, 0.9, [0], record=True)
         runs[first, "draws"] = policy.draws[2][0].tolist()  # the tie draws are taken either way
@@ -212,7 +215,9 @@ def test_a_batch_of_epsilon_greedy_episodes_is_each_agents_own(env_id):
     assert got.steps.max() > 64 or "Lake" in env_id  # the lake's holes end episodes early
     for e, (trial, agent) in enumerate(pairs):
         gen = rng.generator(9, trial, rng.Stream.EXPLORE, 3, agent)
-        states, actions, rewards, terminated = explore_episode(make_env(cfg.env, agent), q[trial], 0.6, gen, seeds[e], 0.9)
+        states, actions, rewards, terminated = explore_episode(
+            make_env(cfg.env, agent), q[trial], 0.6, gen, seeds[e], 0.9
+        )
         t = len(actions)
         assert got.steps[e] == t and got.terminated[e] == terminated
         assert got.observations[e, : t + 1].tolist() == states and got.actions[e, :t].tolist() == actions

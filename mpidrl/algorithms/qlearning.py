@@ -33,7 +33,7 @@ import numpy as np
 from mpidrl import rng
 from mpidrl.config import AlgoParams, Config, ConfigError, require
 from mpidrl.envs import EnvSpec
-from mpidrl.envs.vector import Episodes, EnvPool, rollout
+from mpidrl.envs.vector import EnvPool, Episodes, rollout
 from mpidrl.policies.qfunctions import TabularQ, greedy_actor
 from mpidrl.protocols import BlockWorker, Context, Results, SyncLearner
 
@@ -292,7 +292,11 @@ class EpsilonGreedy:
 
     def _block(self, gen: np.random.Generator, e: int) -> None:
         explore, actions, ties = self.draws
-        explore[e], actions[e], ties[e] = gen.random(_DRAWS), gen.integers(self.n_actions, size=_DRAWS), gen.random(_DRAWS)
+        explore[e], actions[e], ties[e] = (
+            gen.random(_DRAWS),
+            gen.integers(self.n_actions, size=_DRAWS),
+            gen.random(_DRAWS),
+        )
 
     def generator(self, e: int, blocks: int) -> np.random.Generator:
         """Pair e's own generator; made on first need and brought past its first ``blocks`` blocks."""

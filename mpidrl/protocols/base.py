@@ -242,7 +242,10 @@ class Protocol(abc.ABC):
         for side, interface in (("learner", cls.Learner), ("worker", cls.Worker)):
             factory = getattr(spec, side)
             if isinstance(factory, type) and not issubclass(factory, interface):
-                names = " or ".join(f"{i.__module__}.{i.__qualname__}" for i in (interface if isinstance(interface, tuple) else (interface,)))
+                names = " or ".join(
+                    f"{i.__module__}.{i.__qualname__}"
+                    for i in (interface if isinstance(interface, tuple) else (interface,))
+                )
                 raise TypeError(
                     f"{spec.name or spec}: {side} {factory.__qualname__} does not implement "
                     f"{names}, the interface {cls.__name__} drives"
