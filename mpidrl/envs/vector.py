@@ -2,7 +2,7 @@
 
 :func:`make_batch` gives an :class:`EnvBatch`, a Gymnasium vector environment whose sub-environments are
 reset with their own seeds and, once their episode ends, are no longer stepped (``AutoresetMode.DISABLED``:
-an agent runs its round's episode, then waits for the next round). Two kinds:
+an agent runs its round's episode, then waits for the next round). Three kinds:
 
 - :class:`CartPoleBatch`: CartPole-v1's dynamics on numpy arrays, every sub-environment at once. The same
   float64 operations in the same order as Gymnasium's ``CartPoleEnv.step`` (``np.cos`` and ``np.sin`` on
