@@ -29,12 +29,15 @@ $(EXAMPLE_STAMP): $(STAMP) examples/custom_algorithm/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e examples/custom_algorithm
 	touch $@
 
-# then the MPI tests again with MPICH emulating two nodes, so that no node-local assumption hides (not the
-# benchmarks' smoke runs: they add time, not MPI paths)
-TWO_NODES := MPIR_CVAR_NUM_CLIQUES=2
+# then, with MPICH emulating two nodes so that no node-local assumption hides, the MPI tests of what crosses
+# nodes: collectives and claims (test_mpi, test_placement), every algorithm's numbers at 1 and 3 ranks
+# (test_golden), every protocol's messages, clocks and resume (test_pg_mpi, test_network, test_contract) and
+# failures reaching every rank (test_faults)
+TWO_NODE_TESTS := tests/test_mpi.py tests/test_placement.py tests/test_golden.py tests/test_pg_mpi.py \
+	tests/test_network.py tests/test_contract.py tests/test_faults.py
 test: $(STAMP) $(EXAMPLE_STAMP)
 	$(BIN)/python -m pytest -q tests
-	$(TWO_NODES) $(BIN)/python -m pytest -q -m mpi tests --ignore=tests/test_benchmarks.py
+	MPIR_CVAR_NUM_CLIQUES=2 $(BIN)/python -m pytest -q -m mpi $(TWO_NODE_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check mpidrl tests analysis benchmarks examples

@@ -250,14 +250,9 @@ class Runtime:
         """Post a receive of an array into ``buf`` (from any rank unless ``source`` is given)."""
         return self.comm.Irecv(buf, source=source, tag=tag)
 
-    def cancel(self, request: Any) -> None:
-        """Cancel a posted receive that must not match anything any more (raises if it did)."""
-        request.Cancel()
-        status = MPI.Status()
-        while not request.Test(status):
-            time.sleep(1e-4)
-        if not status.Is_cancelled():
-            raise RuntimeError(f"a receive (tag {status.Get_tag()}) matched a message after its round ended")
+    def inbox(self, buf: np.ndarray, tag: int, source: int = ANY_SOURCE) -> Inbox:
+        """Messages of ``tag`` (from any rank unless ``source`` is given), one at a time into ``buf``."""
+        return Inbox(self.comm, buf, tag, source)
 
     def allreduce_sum(self, array: np.ndarray) -> np.ndarray:
         """The elementwise sum of every rank's ``array`` (float64), on every rank."""
@@ -279,3 +274,25 @@ class Runtime:
         # on the traceback just written, or the reason for the failure may never reach the log.
         time.sleep(0.5)
         self.comm.Abort(code)
+
+
+class Inbox:
+    """Receipt of a stream of same-sized messages of one tag by matched probe, for a receiver that stops
+    listening when a round ends without knowing whether more will come (rank 0 taking REPORTs, an agent
+    rank taking replies).
+
+    No receive stays posted between messages, so nothing has to be cancelled at the round's end: under
+    MPICH with ranks on more than one node, a cancelled any-source receive reported itself cancelled and
+    still took a later round's message, which was then lost. ``Test()`` has a request's meaning (True: a
+    message is now in ``buf``), so :meth:`Runtime.wait` waits for the next one.
+    """
+
+    def __init__(self, comm: Any, buf: np.ndarray, tag: int, source: int):
+        self.comm, self.buf, self.tag, self.source = comm, buf, tag, source
+
+    def Test(self) -> bool:  # noqa: N802 - the name of MPI's request method, for Runtime.wait
+        message = self.comm.Improbe(source=self.source, tag=self.tag)
+        if message is None:
+            return False
+        message.Recv(self.buf)
+        return True

@@ -22,7 +22,7 @@ class Tag(enum.IntEnum):
     """round trips: learner -> agent, the learner's state after applying it"""
     REPORT_ODD = 105
     """REPORT of an odd round: a rank may start round r + 1 while rank 0 still drains round r, so
-    consecutive rounds use different tags and the drained round's last receive cannot take a new report"""
+    consecutive rounds use different tags and the drain of round r cannot take a report of round r + 1"""
 
 
 class Control(enum.IntFlag):

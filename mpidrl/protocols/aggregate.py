@@ -207,12 +207,11 @@ def report_tag(round: int) -> int:
 
 def drain(collector, total: int) -> None:
     """Rank 0's end of a round: receive what is still in flight until ``total`` messages have arrived,
-    cancel the posted receive, and complete its own sends. ``collector`` has ``rt``, ``req``,
-    ``received``, ``_take()`` and ``sends``."""
+    and complete its own sends. ``collector`` has ``rt``, ``inbox``, ``received``, ``_take()`` and
+    ``sends``."""
     while collector.received < total:
-        collector.rt.wait(collector.req)
+        collector.rt.wait(collector.inbox)
         collector._take()
-    collector.rt.cancel(collector.req)
     for _, req in collector.sends:
         collector.rt.wait(req)
 
@@ -227,8 +226,7 @@ class Coordinator:
         self.decided = False
         self.sends: list[tuple[np.ndarray, object]] = []
         self.buf = np.empty(REPORT_LEN, dtype=np.int64)
-        self.tag = report_tag(round)
-        self.req = rt.irecv(self.buf, self.tag)
+        self.inbox = rt.inbox(self.buf, report_tag(round))
 
     def _take(self) -> None:
         agent, rnd, _ = (int(v) for v in self.buf)
@@ -237,11 +235,10 @@ class Coordinator:
         self.received += 1
         if not self.decided:
             self.counts[agent] += 1
-        self.req = self.rt.irecv(self.buf, self.tag)
 
     def poll(self) -> None:
         """Take every report that has arrived; send the STOPs as soon as the rule holds."""
-        while not self.decided and self.req.Test():
+        while not self.decided and self.inbox.Test():
             self._take()
             if self.rule(self.counts):
                 self.decided = True

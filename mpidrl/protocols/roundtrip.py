@@ -158,7 +158,7 @@ class _Replies:
         self.rt, self.learner, self.n, self.m, self.order = rt, learner, n, m, order
         self.owner = block_owners(n, rt.size)
         self.buf = np.empty(size + 2)
-        self.req = rt.irecv(self.buf, Tag.GRADIENT)
+        self.inbox = rt.inbox(self.buf, Tag.GRADIENT)
         self.pending: list[tuple[int, np.ndarray]] = []
         self.applied = np.zeros(n, dtype=np.int64)
         self.updates = self.received = 0
@@ -172,10 +172,9 @@ class _Replies:
         self.received += 1
         if not self.done:
             self.pending.append((int(self.buf[0]), self.buf[2:].copy()))
-        self.req = self.rt.irecv(self.buf, Tag.GRADIENT)
 
     def poll(self) -> None:
-        while not self.done and self.req.Test():
+        while not self.done and self.inbox.Test():
             self._take()
         while not self.done and self.pending:
             want = None if self.order is None else int(self.order[self.updates])
@@ -251,7 +250,7 @@ class RoundTrips(AsyncRounds):
         stop = np.zeros(len(agents), dtype=np.int64)
         stop_req = rt.irecv(stop, Tag.STOP, source=0)
         rbuf = np.empty(state.size + 1)
-        rreq = rt.irecv(rbuf, Tag.REPLY, source=0)
+        replies = rt.inbox(rbuf, Tag.REPLY, source=0)
         got = np.zeros(len(agents), dtype=np.int64)
         computed = np.zeros(len(agents), dtype=np.int64)
         waiting = np.zeros(len(agents), dtype=bool)
@@ -260,18 +259,16 @@ class RoundTrips(AsyncRounds):
         sends, pause = [], 1e-5
 
         def take_reply() -> None:
-            nonlocal rreq
             j = index[int(rbuf[0])]
             worker.receive(agents[j], rbuf[1:])
             got[j] += 1
             waiting[j] = False
             due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
-            rreq = rt.irecv(rbuf, Tag.REPLY, source=0)
 
         while True:
             if lead is not None:
                 lead.poll()
-            while rreq.Test():
+            while replies.Test():
                 take_reply()
             if stop_req.Test():
                 break
@@ -291,9 +288,8 @@ class RoundTrips(AsyncRounds):
             time.sleep(pause)
             pause = min(2 * pause, rt.max_sleep)
         while np.any(got < stop):
-            rt.wait(rreq)
+            rt.wait(replies)
             take_reply()
-        rt.cancel(rreq)
 
         stats = np.zeros((len(agents), len(COLUMNS)))
         for j, agent in enumerate(agents):
