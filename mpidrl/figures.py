@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mpidrl.analysis import AXES, DEFAULT_BAND, AnalysisError, Setting, band_name, center_band, curve
+from mpidrl.config import flatten
 
 PANELS = {
     "reward": "discounted reward / agent",
@@ -32,6 +33,8 @@ PANELS = {
     "eval_return": "evaluation return",
 }
 """Metric -> axis label of the panels of :func:`plot_curves`, in order."""
+LABELS = {**PANELS, "return": "undiscounted return / agent"}
+"""Metric -> axis label of any panel."""
 TRAFFIC = ("uplink_messages", "uplink_bytes", "downlink_bytes", "control_bytes")
 AXIS_LABELS = {
     "round": "round",
@@ -97,9 +100,14 @@ def split(settings: Sequence[Setting], x: str) -> tuple[list[Setting], list[Sett
 def _colors(settings: Sequence[Setting]) -> dict[str, tuple[str, str]]:
     """One (colour, line style) per setting, the same in every panel and figure; the styles differ too,
     so that settings with equal traffic (one message per round, say) stay visible on top of each other."""
-    cycle = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    return _styles([s.label for s in settings])
+
+
+def _styles(labels: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(colour, line style) of each label, by its place in ``labels``."""
+    cycle = [*_pyplot().rcParams["axes.prop_cycle"].by_key()["color"], "black"]  # 11 algorithms: 11 colours
     styles = ("-", (0, (6, 2)), (0, (2, 1.2)), (0, (8, 2, 2, 2)))
-    return {s.label: (cycle[i % len(cycle)], styles[i % len(styles)]) for i, s in enumerate(settings)}
+    return {label: (cycle[i % len(cycle)], styles[i % len(styles)]) for i, label in enumerate(labels)}
 
 
 def _draw(ax, settings, metric, x, log, style, stat, band, seed) -> list[np.ndarray]:
@@ -134,7 +142,7 @@ def format_panel(ax, metric: str, x: str, logx: bool, drawn: Sequence[np.ndarray
     from matplotlib.ticker import NullFormatter
 
     ax.set_xlabel(AXIS_LABELS[x])
-    ax.set_ylabel(PANELS[metric])
+    ax.set_ylabel(LABELS.get(metric, metric))
     ax.grid(alpha=0.3)
     if logx:
         ax.set_xscale("log")
@@ -238,3 +246,45 @@ def plot_reward(
     head = title or "reward against rounds, time and communication"
     drawn = [s for s in settings if s.has("round")]
     return _finish(fig, drawn, style, f"{head}\n{band_name(stat, band)} (shaded){THIN}", out)
+
+
+def plot_by(
+    settings: Sequence[Setting],
+    out: str | Path,
+    key: str,
+    metric: str = "reward",
+    x: str = "sim_time",
+    stat: str = "mean",
+    band: tuple[float, float] = DEFAULT_BAND,
+    seed: int = 0,
+    title: str | None = None,
+    order: Sequence[str] = (),
+) -> Path:
+    """One panel per value of the config key ``key`` (``"time.network"``, say), in order of first
+    appearance: ``metric`` against ``x``, one line and band per setting. A label keeps its colour and
+    line style in every panel, so settings labelled alike (one algorithm on several networks) read as
+    one; the labels of ``order`` take the colours first, in that order (so a label keeps its colour from
+    one figure to the next). Each panel has its own ``x`` scale (:func:`log_x`); all share the ``metric``
+    scale."""
+    shown, missing = split(settings, x)
+    values = [flatten(s.config).get(key) for s in shown]
+    groups = list(dict.fromkeys(map(str, values)))
+    labels = list(dict.fromkeys(s.label for s in shown))
+    style = _styles([*order, *(label for label in labels if label not in order)])
+    fig, axes = _grid(1, len(groups), sharex=False)
+    for ax, group in zip(axes.flat, groups):
+        members = [s for s, v in zip(shown, values) if str(v) == group]
+        logx = log_x(members, x)
+        format_panel(ax, metric, x, logx, _draw(ax, members, metric, x, logx, style, stat, band, seed))
+        ax.set_title(f"{key} = {group}", fontsize="small")
+    ymin = min(ax.get_ylim()[0] for ax in axes.flat)
+    ymax = max(ax.get_ylim()[1] for ax in axes.flat)
+    for col, ax in enumerate(axes.flat):
+        ax.set_ylim(ymin, ymax)
+        if col:
+            ax.set_ylabel("")
+    note = band_name(stat, band) + " (shaded)" + (THIN if x != "round" else "")
+    if missing:
+        note += f"; not shown, {MISSING[x]}: " + ", ".join(s.label for s in missing)
+    legend = [next(s for s in shown if s.label == label) for label in labels]
+    return _finish(fig, legend, style, f"{title or metric + ' against ' + AXIS_LABELS[x]}\n{note}", out)

@@ -397,3 +397,33 @@ def test_analysis_scripts_run_on_small_run_files(tmp_path, monkeypatch, capsys):
     # trial 0's return r + 0.05 smoothed over 5 rounds reaches 5 at round 8 (sim_time 16), trial 1's at once
     assert "| a | 2 | 2.0 | 9.0 (2.0-16.0), 2/2 | 12 +- 5 | 14 +- 5 | 24.0 |" in out
     assert "ESPC n=2 m=1 k=2" in out and "| dql |" not in out and "| es | discounted reward |" in out
+
+
+def test_edge_comparison_script(tmp_path, monkeypatch, capsys):
+    sim = ['time.mode="simulated"', "time.h=0.01"]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    fake_run(runs / "ib.h5", sim=True, rounds=12, sets=[*sim, 'time.network="infiniband"'])
+    fake_run(runs / "lte.h5", sim=True, rounds=12, sets=[*sim, 'time.network="lte"', 'algo.name="dql"'])
+    table = tmp_path / "t.md"
+    args = [runs, "-o", tmp_path / "e.png", "--target", "5", "--table", table, "--title", "test"]
+    monkeypatch.setattr(sys, "argv", ["edge_comparison.py", *map(str, args)])
+    runpy.run_path(str(ROOT / "analysis" / "edge_comparison.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    # trial 1 starts at 10.05, so the mean over trials is at 5.05 after the first round (sim_time 2); trial 0's
+    # smoothed curve reaches 5 at round 8 (sim_time 16): median 9. The fake runs count no episodes.
+    assert "| dql |  | 2 (1) |" in out and "| es | 2 (1) |  |" in out, out
+    assert "| es | infiniband | 2 | 2/2 | 9 | 1 | 0 | 2 | 8 | 40 | 0 | 14.05 | 12 |" in out
+    assert table.read_text().strip() in out and (tmp_path / "e.png").stat().st_size > 1000
+
+
+def test_edge_comparison_places_follow_each_networks_times():
+    edge = runpy.run_path(str(ROOT / "analysis" / "edge_comparison.py"))
+    times = {("es", "lte"): 1.0, ("es", "infiniband"): 3.0, ("lapg", "lte"): 2.0, ("lapg", "infiniband"): 0.5}
+    times |= {("dql", "lte"): np.inf, ("dql", "infiniband"): 0.5}
+    rows = [{"algorithm": a, "network": net, "time": t} for (a, net), t in times.items()]
+    lines = edge["pivot"](rows, 5, "return").splitlines()
+    assert lines[0] == "| algorithm | lte: time to 5 (place) | infiniband: time to 5 (place) |"
+    # rows in the fixed order (value-based, ES family, policy gradients); the ordering flips between the
+    # networks; equal times share a place; a network where the target is never reached has no place
+    assert lines[2:] == ["| dql | - | 0.5 (1) |", "| es | 1 (1) | 3 (3) |", "| lapg | 2 (2) | 0.5 (1) |"]
