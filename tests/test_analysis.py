@@ -427,3 +427,13 @@ def test_edge_comparison_places_follow_each_networks_times():
     # rows in the fixed order (value-based, ES family, policy gradients); the ordering flips between the
     # networks; equal times share a place; a network where the target is never reached has no place
     assert lines[2:] == ["| dql | - | 0.5 (1) |", "| es | 1 (1) | 3 (3) |", "| lapg | 2 (2) | 0.5 (1) |"]
+
+
+def test_step_cost_times_steps_of_the_configured_environment_and_policy(tmp_path):
+    step_cost = runpy.run_path(str(ROOT / "analysis" / "step_cost.py"))
+    grid = ROOT / "configs" / "report" / "fig3_4_simplegrid_dql.toml"
+    pg = ROOT / "configs" / "edge" / "simplegrid_pg.toml"
+    per_step, cap = step_cost["seconds_per_step"](str(grid), steps=500, repeats=3)
+    assert cap == 100 and 0 < per_step < 0.01
+    # the 32-32 stochastic MLP of the policy gradients costs more a step than the grid's Q table
+    assert step_cost["seconds_per_step"](str(pg), steps=500, repeats=3)[0] > per_step
