@@ -437,3 +437,28 @@ def test_step_cost_times_steps_of_the_configured_environment_and_policy(tmp_path
     assert cap == 100 and 0 < per_step < 0.01
     # the 32-32 stochastic MLP of the policy gradients costs more a step than the grid's Q table
     assert step_cost["seconds_per_step"](str(pg), steps=500, repeats=3)[0] > per_step
+
+
+def test_plot_by_draws_one_panel_per_network_with_one_colour_per_label(tmp_path, monkeypatch):
+    import mpidrl.figures as figures
+
+    sim = ['time.mode="simulated"', "time.h=0.01"]
+    for name, net, algo in [("a", "infiniband", "es"), ("b", "lte", "es"), ("c", "lte", "dql")]:
+        sets = [*sim, f'time.network="{net}"', f'algo.name="{algo}"']
+        low = (lambda s, t, r, a: r - 50) if algo == "dql" else None  # dql far below es: only in the lte panel
+        fake_run(tmp_path / f"{name}.h5", sim=True, rounds=6, sets=sets, reward=low)
+    settings = load([tmp_path]).settings
+    for s in settings:
+        s.label = s.algo
+    drawn = {}
+    monkeypatch.setattr(figures, "_finish", lambda fig, legend, style, title, out: drawn.update(fig=fig, legend=legend))
+    figures.plot_by(settings, tmp_path / "p.png", "time.network", order=["dql", "es"])
+    axes = drawn["fig"].axes
+    assert [ax.get_title() for ax in axes] == ["time.network = infiniband", "time.network = lte"]
+    assert axes[0].get_ylim() == axes[1].get_ylim() and axes[0].get_ylim()[0] < -45  # one scale for all panels
+    # the labels of ``order`` take the colours first: dql the cycle's first, es its second, in every panel
+    cycle = figures._pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    assert {line.get_color() for line in axes[0].lines} == {cycle[1]}
+    assert {line.get_color() for line in axes[1].lines} == {cycle[0], cycle[1]}
+    assert [s.label for s in drawn["legend"]] == ["es", "dql"]  # one legend entry per label
+    figures._pyplot().close(drawn["fig"])
