@@ -21,8 +21,8 @@ for cfg in configs/report/"$section"/"$env"_*.toml; do
     n=${trials:-$(.venv/bin/python -c "import tomllib; print(tomllib.load(open('$cfg', 'rb'))['run']['trials'])")}
     extra=(--set "run.trials=$n" --set "run.trial_batch=$n" "$@")
     echo "$(date -u +%H:%M:%S) run $cfg -> $file ${extra[*]}"
-    start=$(date +%s)
+    start=$(date +%s.%N)
     nice -n "$niceness" .venv/bin/mpiexec -n "$np" .venv/bin/mpidrl run "$cfg" "${extra[@]}" --out "$file" --overwrite
-    echo "$name: $(($(date +%s) - start)) s wall on $np ranks"
+    echo "$name: $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $start }") s wall on $np ranks"
 done
 echo "$(date -u +%H:%M:%S) done $section $env"
