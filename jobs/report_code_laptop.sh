@@ -17,5 +17,5 @@ for cfg in "${configs[@]}"; do
     name=$(basename "$cfg" .toml)
     start=$(date +%s.%N)
     nice -n 10 .venv/bin/mpiexec -n "$np" .venv/bin/mpidrl run "$cfg" --out "$out/$name.h5" --overwrite "$@"
-    echo "$name: $(echo "$(date +%s.%N) - $start" | bc) s wall on $np ranks"
+    echo "$name: $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $start }") s wall on $np ranks"
 done

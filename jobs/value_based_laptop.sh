@@ -13,5 +13,5 @@ for algo in dql ebcdql davia es; do
     out=results/value_based/${fig}_${algo}.h5
     start=$(date +%s.%N)
     nice -n 10 .venv/bin/mpiexec -n "$np" .venv/bin/mpidrl run "$cfg" --out "$out" --overwrite "$@"
-    echo "$fig $algo: $(echo "$(date +%s.%N) - $start" | bc) s wall on $np ranks"
+    echo "$fig $algo: $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $start }") s wall on $np ranks"
 done

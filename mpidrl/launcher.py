@@ -113,7 +113,10 @@ def _stream(cmd: list[str], env: Mapping[str, str], stream: IO[str]) -> tuple[in
     """Run ``cmd``, copying its output (stdout and stderr, as they come) to ``stream``; its exit status and
     the lines it printed."""
     lines: list[str] = []
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
+    # a session of its own: the interrupt reaches the ranks once, through mpiexec, and a kill reaches them all
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, start_new_session=True
+    )
     try:
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
@@ -126,8 +129,8 @@ def _stream(cmd: list[str], env: Mapping[str, str], stream: IO[str]) -> tuple[in
             for line in proc.stdout:
                 stream.write(line)
             proc.wait(timeout=120)
-        except (KeyboardInterrupt, subprocess.TimeoutExpired):
-            proc.kill()
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):  # a second interrupt, or no clean stop
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         raise
     finally:

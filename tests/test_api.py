@@ -3,10 +3,12 @@ example script that shows them."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -174,3 +176,48 @@ def test_launch_of_sections_names_the_run_file_itself(tmp_path, monkeypatch):
     assert re.fullmatch(r"results/run_\d{8}-\d{6}(-\d+)?\.h5", run.path)
     assert run.status == "complete" and run.attrs["world_size"] == 2
     assert f"-> {run.path}" in shown.read_text()
+
+
+LAUNCH_AND_INTERRUPT = """
+import sys
+import mpidrl
+try:
+    mpidrl.launch(sys.argv[1], np=2, out=sys.argv[2])
+except KeyboardInterrupt:
+    print("launch: KeyboardInterrupt", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("interrupts", [1, 2])
+def test_interrupting_launch_stops_every_rank(tmp_path, interrupts):
+    # once: cleanly at the end of a round; twice: at once (every rank killed, none left behind)
+    cfg = write_config(tmp_path / "long.toml", TINY.replace("rounds = 3", "rounds = 100000\nlog_every = 1"))
+    out = tmp_path / "long.h5"
+    cmd = [sys.executable, "-c", LAUNCH_AND_INTERRUPT, str(cfg), str(out)]
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        try:
+            for line in proc.stdout:  # the ranks' progress lines, copied by launch
+                if re.search(r"round [3-9]\d*/", line):
+                    break
+            for _ in range(interrupts):
+                proc.send_signal(signal.SIGINT)  # what Ctrl-C or a notebook's interrupt does to the caller
+                time.sleep(0.05)
+            rest, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "launch: KeyboardInterrupt" in rest
+    if interrupts == 1:
+        stopped = read_run(out)
+        assert stopped.status == "interrupted" and stopped.metrics["reward"].shape[1] >= 3
+    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and str(out).encode() in _cmdline(pid)]
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
