@@ -38,6 +38,17 @@ run() { # run ENV PROFILE NAME RANKS H CONFIG ARGS...
 
 AF="--set algo.alpha=0.015625" # AFedPG's step, tuned in jobs/pg_tune.sh (docs/policy_gradient.md)
 
+policy_gradients() { # policy_gradients ENV PROFILE H CONFIG LAPG_ALPHA ARGS...: the five methods, one process
+    env=$1 profile=$2 h=$3 cfg=$4 lapg=$5
+    shift 5
+    for algo in nigt-sync rennala-nigt malenia-nigt; do
+        run "$env" "$profile" $algo 1 "$h" "$cfg" "$@" --set algo.name="\"$algo\""
+    done
+    # shellcheck disable=SC2086  # $AF is two words
+    run "$env" "$profile" afedpg 1 "$h" "$cfg" "$@" --set algo.name='"afedpg"' $AF
+    run "$env" "$profile" lapg 1 "$h" "$cfg" "$@" --set algo.name='"lapg"' --set algo.alpha="$lapg"
+}
+
 grid() { # n = 5 agents: "lte-stragglers" has no weak agent (i = 10, 20, ...), so it is "lte" here
     # h: 100 steps x 3.4 us (Q table), x 1.3 us (ES's 4-4 MLP), x 27 us (the 32-32 stochastic MLP)
     for profile in infiniband lte; do
@@ -48,23 +59,13 @@ grid() { # n = 5 agents: "lte-stragglers" has no weak agent (i = 10, 20, ...), s
         run grid "$profile" es 1 0.0001 $es --set run.trials=5
         run grid "$profile" espc 1 0.0001 $es --set run.trials=5 --set algo.name='"espc"' --set algo.m=2 --set algo.k=5
         run grid "$profile" es-fixed 1 0.0001 $es --set run.trials=5 --set algo.name='"es-fixed"' --set algo.m=2
-        pg=configs/edge/simplegrid_pg.toml
-        for algo in nigt-sync rennala-nigt malenia-nigt; do
-            run grid "$profile" $algo 1 0.003 $pg --set algo.name="\"$algo\""
-        done
-        run grid "$profile" afedpg 1 0.003 $pg --set algo.name='"afedpg"' $AF
-        run grid "$profile" lapg 1 0.003 $pg --set algo.name='"lapg"' --set algo.alpha=0.01
+        policy_gradients grid "$profile" 0.003 configs/edge/simplegrid_pg.toml 0.01
     done
 }
 
 cartpole() { # h: ES episodes up to 500 steps x 22 us (8-8 MLP), policy gradients H = 200 x 51 us (32-32)
     for profile in infiniband lte lte-stragglers; do
-        pg=configs/pg/cartpole_equal.toml
-        for algo in nigt-sync rennala-nigt malenia-nigt; do
-            run cartpole "$profile" $algo 1 0.01 $pg --set run.trials=5 --set algo.name="\"$algo\""
-        done
-        run cartpole "$profile" afedpg 1 0.01 $pg --set run.trials=5 --set algo.name='"afedpg"' $AF
-        run cartpole "$profile" lapg 1 0.01 $pg --set run.trials=5 --set algo.name='"lapg"' --set algo.alpha=0.0001
+        policy_gradients cartpole "$profile" 0.01 configs/pg/cartpole_equal.toml 0.0001 --set run.trials=5
         s47=configs/report/s4_7
         run cartpole "$profile" es "$NP" 0.01 $s47/cartpole_es_n50.toml --set run.trials=5
         run cartpole "$profile" espc "$NP" 0.01 $s47/cartpole_espc_n50_m25_k5.toml --set run.trials=5
@@ -74,12 +75,7 @@ cartpole() { # h: ES episodes up to 500 steps x 22 us (8-8 MLP), policy gradient
 
 invpend() { # h: episodes and gradients up to 1000 steps x 85 us (ES) or 81 us (policy gradients)
     for profile in infiniband lte lte-stragglers; do
-        pg=configs/edge/invpend_pg.toml
-        for algo in nigt-sync rennala-nigt malenia-nigt; do
-            run invpend "$profile" $algo 1 0.08 $pg --set algo.name="\"$algo\""
-        done
-        run invpend "$profile" afedpg 1 0.08 $pg --set algo.name='"afedpg"' $AF
-        run invpend "$profile" lapg 1 0.08 $pg --set algo.name='"lapg"' --set algo.alpha=0.0001
+        policy_gradients invpend "$profile" 0.08 configs/edge/invpend_pg.toml 0.0001
         es=configs/edge/invpend_es.toml
         run invpend "$profile" es "$NP" 0.08 $es
         run invpend "$profile" espc "$NP" 0.08 $es --set algo.name='"espc"' --set algo.m=25 --set algo.k=5
