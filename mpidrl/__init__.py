@@ -19,7 +19,7 @@ import sys
 import types
 from typing import Any
 
-__version__ = "0.2.0"
+from mpidrl.version import __version__
 
 __all__ = ["RunError", "__version__", "launch", "load", "register", "run"]
 

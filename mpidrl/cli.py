@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from mpidrl import __version__
+from mpidrl.version import __version__
 
 EXIT_BAD_INPUT = 2
 

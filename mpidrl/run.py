@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mpidrl import __version__, registry, rng, timing
+from mpidrl import registry, rng, timing
 from mpidrl.comm import Control, PeerFailed
 from mpidrl.comm.runtime import Runtime, library_version, mpi4py_version
 from mpidrl.config import Config
@@ -46,6 +46,7 @@ from mpidrl.store import (
     open_file,
     read_final,
 )
+from mpidrl.version import __version__
 
 PROGRESS = ("uplink_messages", "uplink_bytes", "downlink_bytes")
 """Per-agent metrics whose round means (over the agents, and the trials of a batch) a progress line shows."""

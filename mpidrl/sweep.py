@@ -38,7 +38,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import mpidrl
 from mpidrl.config import ConfigError, flatten, read_toml
 
 if TYPE_CHECKING:
@@ -268,7 +267,7 @@ def skip_done(sweep: Sweep) -> Sweep:
 
 def jobs_dir() -> Path:
     """The repository's jobs/ directory (an editable install), else the relative path ``jobs``."""
-    root = Path(mpidrl.__file__).resolve().parents[1] / "jobs"
+    root = Path(__file__).resolve().parents[1] / "jobs"
     return root if root.is_dir() else Path("jobs")
 
 

@@ -15,7 +15,7 @@ from mpidrl import registry
 PACKAGE = ROOT / "mpidrl"
 
 LAYERS = [
-    ["mpidrl.comm", "mpidrl.rng", "mpidrl.records", "mpidrl.log", "mpidrl.signals"],
+    ["mpidrl.comm", "mpidrl.rng", "mpidrl.records", "mpidrl.log", "mpidrl.signals", "mpidrl.version"],
     ["mpidrl.config", "mpidrl.registry"],
     ["mpidrl.timing", "mpidrl.network", "mpidrl.theory"],
     ["mpidrl.envs"],

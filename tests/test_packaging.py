@@ -85,4 +85,4 @@ def test_changelog_starts_with_this_version():
     """One version, in mpidrl/__init__.py (setup.cfg reads it); the changelog's newest entry names it."""
     heading = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M)
     assert heading and heading[1] == mpidrl.__version__
-    assert "version = attr: mpidrl.__version__" in (ROOT / "setup.cfg").read_text()
+    assert "version = attr: mpidrl.version.__version__" in (ROOT / "setup.cfg").read_text()
