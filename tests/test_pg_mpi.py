@@ -192,3 +192,66 @@ def test_lapg_skips_uploads_and_does_not_depend_on_the_ranks(tmp_path):
     # no threshold: every agent uploads every round
     mpidrl(["run", str(cfg), "--set", "algo.xi=0.0", "--out", str(tmp_path / "all.h5")], timeout=60)
     assert np.all(read_run(tmp_path / "all.h5").metrics["uplink_messages"][0] == 1)
+
+
+def per_gradient(tmp_path, algo="rennala-nigt", **kw):
+    """A config with ``algo.communication = "per-gradient"``."""
+    cfg = config(tmp_path, algo, **kw)
+    cfg.write_text(cfg.read_text().replace("H = 30\n", 'H = 30\ncommunication = "per-gradient"\n'))
+    return cfg
+
+
+def test_per_gradient_rennala_at_kappa_0_takes_the_allreduce_steps_and_counts_every_gradient(tmp_path):
+    d = 4 * 6 + 6 + 6 * 2 + 2  # CartPole policy 4 -> 6 -> 2
+    cfg = config(tmp_path, kappa=0.0, rounds=4)
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "sum.h5")], timeout=60)
+    cfg = per_gradient(tmp_path, kappa=0.0, rounds=4)
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "one.h5")], timeout=60)
+    mpirun(3, ["run", str(cfg), "--out", str(tmp_path / "three.h5")], timeout=60)
+    same(tmp_path / "one.h5", tmp_path / "three.h5")
+    a, b = read_run(tmp_path / "sum.h5"), read_run(tmp_path / "one.h5")
+    # free communication: the same gradients are accepted and summed in the same order
+    for name in ("reward", "return", "sim_time", "episodes", "steps"):
+        np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
+    np.testing.assert_array_equal(a.diagnostics["gradients"], b.diagnostics["gradients"])
+    m = b.metrics
+    sent = m["uplink_messages"]
+    assert np.all(sent >= b.diagnostics["gradients"]) and sent.sum() > 0
+    assert np.all(m["uplink_bytes"] == sent * (d + 3) * 8)  # [agent, round, k, g]
+    assert np.all(m["downlink_bytes"] == d * 8)  # the combined gradient
+    assert np.all(m["control_messages"] == 1) and np.all(m["control_bytes"] == STOP_BYTES)
+    msgs = read_messages(tmp_path / "one.h5")
+    assert (msgs["kind"] == b"gradient").sum() == sent.sum()
+    assert msgs["nbytes"][msgs["kind"] == b"gradient"].sum() == m["uplink_bytes"].sum()
+    assert msgs["nbytes"][msgs["kind"] == b"gradient_mean"].sum() == m["downlink_bytes"].sum()
+
+
+def test_per_gradient_uploads_queue_on_a_slow_link_by_hand(tmp_path):
+    # h = 1, 2, 3 and kappa = 6: a gradient takes 3 s up and an agent's link carries one at a time.
+    # Agent 0 sends at 1, 4, 7 (arrivals 4, 7, 10), agent 1 at 2, 5 (5, 8), agent 2 at 3, 6 (6, 9).
+    # Arrivals 4, 5, 6, 7 make M = 4 at t = 7: accepted [2, 1, 1], uploads begun before then [2, 2, 2]
+    # (agent 0's third would begin at 7, agents 1 and 2 each send one that arrives too late); the round
+    # ends with the broadcast (kappa / 2): 10 s, where one Allreduce ends it at 3 + 6 = 9 s.
+    cfg = per_gradient(tmp_path, kappa=6.0, rounds=2)
+    mpirun(2, ["run", str(cfg), "--out", str(tmp_path / "p.h5")], timeout=60)
+    run = read_run(tmp_path / "p.h5")
+    assert run.diagnostics["gradients"][0].tolist() == [[2, 1, 1]] * 2
+    assert run.metrics["uplink_messages"][0].tolist() == [[2, 2, 2]] * 2
+    np.testing.assert_allclose(run.metrics["sim_time"][0], [10.0, 20.0])
+    cfg = config(tmp_path, kappa=6.0, rounds=2)
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "a.h5")], timeout=60)
+    np.testing.assert_allclose(read_run(tmp_path / "a.h5").metrics["sim_time"][0], [9.0, 18.0])
+
+
+def test_per_gradient_malenia_and_real_mode(tmp_path):
+    cfg = per_gradient(tmp_path, "malenia-nigt", variation="negate_obs", kappa='"sqrt(i)"')
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "one.h5")], timeout=60)
+    mpirun(2, ["run", str(cfg), "--out", str(tmp_path / "two.h5")], timeout=60)
+    same(tmp_path / "one.h5", tmp_path / "two.h5")
+    # real mode: agent 3 (rank 2) needs 20 s a gradient; every round takes M = 2 from the others
+    cfg = per_gradient(tmp_path, M=2, h='"1000 if i == 3 else 1"', mode="real", rounds=4, scale=0.02)
+    mpirun(3, ["run", str(cfg), "--out", str(tmp_path / "real.h5")], timeout=60)
+    run = read_run(tmp_path / "real.h5")
+    assert run.diagnostics["gradients"][0][:, 2].tolist() == [0, 0, 0, 0]
+    assert run.diagnostics["gradients"][0].sum(axis=1).tolist() == [2, 2, 2, 2]
+    assert run.metrics["wall_time"][0, -1] < 10.0

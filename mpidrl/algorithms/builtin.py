@@ -96,10 +96,10 @@ GRADIENT_SUM = Wire(uplink_kind="gradient_sum", downlink_kind="gradient_sum")
 """NIGT aggregation: each agent's row of the Allreduce, both ways"""
 
 
-def _nigt(worker: type) -> AlgorithmSpec:
+def _nigt(worker: type, params: type = nigt.NIGTAggregateParams) -> AlgorithmSpec:
     return AlgorithmSpec(
         doc=f"NIGT policy gradient (seed 001) with one Allreduce per round. {worker.__doc__}",
-        params=nigt.NIGTParams,
+        params=params,
         learner=nigt.NIGTLearner,
         worker=worker,
         protocol=AggregateRounds,
@@ -109,7 +109,7 @@ def _nigt(worker: type) -> AlgorithmSpec:
     )
 
 
-SYNC = _nigt(nigt.SyncNIGTWorker)
+SYNC = _nigt(nigt.SyncNIGTWorker, nigt.NIGTParams)
 RENNALA = _nigt(nigt.RennalaWorker)
 MALENIA = _nigt(nigt.MaleniaWorker)
 

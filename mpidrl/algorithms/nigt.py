@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -67,6 +68,18 @@ class NIGTParams(AlgoParams):
         require(1 <= self.M <= 10**7, f"{key}.M", f"must be in [1, 10^7], got {self.M}")
         require(1 <= self.M_init <= 10**7, f"{key}.M_init", f"must be in [1, 10^7], got {self.M_init}")
         require(self.H >= 1, f"{key}.H", f"must be >= 1, got {self.H}")
+
+
+@dataclass(frozen=True)
+class NIGTAggregateParams(NIGTParams):
+    """NIGT with asynchronous aggregation (Rennala, Malenia): the round's gradients reach the learner either
+    as one Allreduce of each agent's sum or one message per gradient."""
+
+    communication: Literal["allreduce", "per-gradient"] = "allreduce"
+    """"allreduce": each agent adds its gradients up and one Allreduce of the sums ends the round (the
+    paper's method); "per-gradient": each gradient goes to the learner as soon as it is computed, the
+    learner sums the first ones the rule accepts and broadcasts the result (to measure what the batching
+    saves)"""
 
 
 def momentum(d: np.ndarray, g: np.ndarray, t: int, eta: float) -> np.ndarray:
@@ -238,6 +251,14 @@ class NIGTWorker(AggregateWorker):
     def gradient_sum(self, agent: int, m: int) -> np.ndarray:
         return np.sum(self.grads[agent][:m], axis=0)
 
+    def gradient(self, agent: int, k: int) -> np.ndarray:
+        return self.grads[agent][k]
+
+    @property
+    def per_gradient(self) -> bool:
+        """Whether each gradient goes to the learner alone (``algo.communication``)."""
+        return self.ctx.cfg.algo.communication == "per-gradient"
+
     def apply(self, g: np.ndarray) -> None:
         """The NIGT step with the round's aggregated gradient."""
         self.nigt.step(g)
@@ -274,6 +295,8 @@ class RennalaWorker(NIGTWorker):
 
 class SyncNIGTWorker(NIGTWorker):
     """Synchronous NIGT: every agent computes ceil(M / n) gradients, without control messages."""
+
+    per_gradient = False
 
     def quota(self, round: int) -> int | None:
         return sync_quota(self.ctx, round)

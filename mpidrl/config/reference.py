@@ -27,7 +27,7 @@ def field_docs(cls: type) -> dict[str, str]:
                     and isinstance(nxt.value, ast.Constant)
                     and isinstance(nxt.value.value, str)
                 ):
-                    docs[node.target.id] = nxt.value.value.strip()
+                    docs[node.target.id] = " ".join(nxt.value.value.split())  # one table row
     return docs
 
 

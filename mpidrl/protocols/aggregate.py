@@ -107,6 +107,14 @@ class AggregateWorker(Stateful):
     def apply(self, g: np.ndarray) -> None:
         """Step with the round's aggregated gradient."""
 
+    per_gradient = False
+    """True: each gradient goes to rank 0 alone as soon as it is computed (needs :meth:`gradient`); rank 0
+    forms the rows and broadcasts the combined gradient instead of an Allreduce of the agents' sums"""
+
+    def gradient(self, agent: int, k: int) -> np.ndarray:
+        """The agent's k-th gradient of the round (only for :attr:`per_gradient`)."""
+        raise NotImplementedError(f"{type(self).__name__} sends its gradients one by one but has no gradient()")
+
     @abc.abstractmethod
     def result(self, agent: int, accepted: int) -> AgentResult:
         """The agent's round metrics, when its first ``accepted`` gradients were used."""
@@ -193,6 +201,62 @@ def plan_reports(
     )
 
 
+def plan_uploads(
+    model: timing.TimeModel, round: int, done: Callable[[np.ndarray], bool], transit: Callable[[int, int], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, float, list[np.ndarray], list[np.ndarray]]:
+    """A round of per-gradient communication on the virtual clock.
+
+    Every agent computes back to back; each gradient then travels to the learner alone, taking
+    ``transit(agent, count)[k]`` seconds, and an agent's link carries one gradient at a time (an upload
+    starts when both the gradient and the link are free). Arrivals are taken in time order (ties by
+    agent index) until ``done(counts)`` holds. Returns the accepted count per agent, the count of
+    uploads each agent had begun by then (the ones beyond the accepted arrive too late and are dropped;
+    a gradient still waiting for its link is discarded unsent, and not computed here), the time of the
+    deciding arrival, and the send and arrival times of every upload begun.
+    """
+    n = model.n
+    chunk = 64
+    h = [np.cumsum(model.compute(round, i, chunk)) for i in range(n)]
+    up = [transit(i, chunk) for i in range(n)]
+    sent: list[list[float]] = [[float(h[i][0])] for i in range(n)]
+    arrived: list[list[float]] = [[sent[i][0] + float(up[i][0])] for i in range(n)]
+
+    def extend(i: int) -> None:  # the next gradient of agent i: compute, wait for the link, upload
+        k = len(sent[i])
+        if k >= len(h[i]):  # draw twice as many: the first ones come again
+            h[i] = np.cumsum(model.compute(round, i, 2 * len(h[i])))
+            up[i] = transit(i, 2 * len(up[i]))
+        sent[i].append(max(float(h[i][k]), arrived[i][-1]))
+        arrived[i].append(sent[i][-1] + float(up[i][k]))
+
+    counts = np.zeros(n, dtype=np.int64)
+    heap = [(arrived[i][0], i) for i in range(n)]
+    heapq.heapify(heap)
+    now = 0.0
+    while not done(counts):
+        now, i = heapq.heappop(heap)
+        counts[i] += 1
+        extend(i)
+        heapq.heappush(heap, (arrived[i][-1], i))
+    begun = counts.copy()  # the accepted, and the uploads begun before the deciding arrival
+    for i in range(n):
+        while True:
+            k = int(begun[i])
+            if k >= len(sent[i]):
+                extend(i)
+            if sent[i][k] >= now:
+                break
+            begun[i] += 1
+    keep = [int(c) for c in begun]
+    return (
+        counts,
+        begun,
+        now,
+        [np.array(sent[i][:c]) for i, c in enumerate(keep)],
+        [np.array(arrived[i][:c]) for i, c in enumerate(keep)],
+    )
+
+
 def delays(cfg: Config, model: timing.TimeModel, round: int) -> Callable[[int, int], float]:
     """delay(agent, k): injected seconds before the agent's k-th gradient (real mode only)."""
     scale = cfg.time.delay_scale
@@ -217,24 +281,42 @@ def drain(collector, total: int) -> None:
 
 
 class Coordinator:
-    """Rank 0's side of the collection: counts REPORTs, decides the stop, tells every rank."""
+    """Rank 0's side of the collection: counts REPORTs, decides the stop, tells every rank.
 
-    def __init__(self, rt, n: int, round: int, rule: Callable[[np.ndarray], bool]):
-        self.rt, self.n, self.round, self.rule = rt, n, round, rule
+    With ``size`` > 0 the messages are the gradients themselves, float64 [agent, round, k, g (size)], and
+    the ones received before the stop are kept (``grads[agent][k]``). ``accept`` maps the counts at the
+    stop to the accepted counts the STOPs carry (default: the counts themselves).
+    """
+
+    def __init__(
+        self,
+        rt,
+        n: int,
+        round: int,
+        rule: Callable[[np.ndarray], bool],
+        size: int = 0,
+        accept: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
+        self.rt, self.n, self.round, self.rule, self.size = rt, n, round, rule, size
+        self.accept = accept or np.copy
         self.counts = np.zeros(n, dtype=np.int64)
+        self.accepted = self.counts
         self.received = 0
         self.decided = False
         self.sends: list[tuple[np.ndarray, object]] = []
-        self.buf = np.empty(REPORT_LEN, dtype=np.int64)
+        self.grads: list[list[np.ndarray]] = [[] for _ in range(n)]
+        self.buf = np.empty(REPORT_LEN + size, dtype=np.float64 if size else np.int64)
         self.inbox = rt.inbox(self.buf, report_tag(round))
 
     def _take(self) -> None:
-        agent, rnd, _ = (int(v) for v in self.buf)
+        agent, rnd, _ = (int(v) for v in self.buf[:REPORT_LEN])
         if rnd != self.round:
             raise RuntimeError(f"report of round {rnd} received in round {self.round}")
         self.received += 1
         if not self.decided:
             self.counts[agent] += 1
+            if self.size:
+                self.grads[agent].append(self.buf[REPORT_LEN:].copy())
 
     def poll(self) -> None:
         """Take every report that has arrived; send the STOPs as soon as the rule holds."""
@@ -242,16 +324,27 @@ class Coordinator:
             self._take()
             if self.rule(self.counts):
                 self.decided = True
+                self.accepted = self.accept(self.counts)
                 for r, b in enumerate(blocks(self.n, self.rt.size)):
-                    buf = self.counts[b.start : b.stop].copy()
+                    buf = self.accepted[b.start : b.stop].copy()
                     self.sends.append((buf, self.rt.isend(buf, r, Tag.STOP)))
 
+    def rows(self) -> np.ndarray:
+        """[n, size + 1]: each agent's sum of its accepted gradients (in the order computed) and their count."""
+        rows = np.zeros((self.n, self.size + 1))
+        for agent, m in enumerate(self.accepted):
+            if m:
+                rows[agent, :-1] = np.sum(self.grads[agent][:m], axis=0)
+                rows[agent, -1] = m
+        return rows
 
-def collect(rt, worker: AggregateWorker, round: int, n: int, rule, caps: np.ndarray, delay) -> tuple:
+
+def collect(rt, worker: AggregateWorker, round: int, n: int, rule, caps: np.ndarray, delay, accept=None) -> tuple:
     """Compute gradients until rank 0's STOP: (accepted, computed) for the block, rank 0's coordinator,
-    and the REPORT sends still to be completed (after rank 0's drain)."""
+    and the REPORT (or gradient) sends still to be completed (after rank 0's drain)."""
     agents = worker.agents
-    coord = Coordinator(rt, n, round, rule) if rt.is_root else None
+    size = worker.size if worker.per_gradient else 0
+    coord = Coordinator(rt, n, round, rule, size, accept) if rt.is_root else None
     accepted = np.zeros(len(agents), dtype=np.int64)
     stop_req = rt.irecv(accepted, Tag.STOP, source=0)
     computed = np.zeros(len(agents), dtype=np.int64)
@@ -271,7 +364,11 @@ def collect(rt, worker: AggregateWorker, round: int, n: int, rule, caps: np.ndar
         now = time.perf_counter()
         if j is not None and now >= due[j]:
             worker.compute(agents[j])
-            msg = np.array([agents[j], round, computed[j]], dtype=np.int64)
+            header = (agents[j], round, computed[j])
+            if size:
+                msg = np.concatenate([np.array(header, dtype=np.float64), worker.gradient(agents[j], int(computed[j]))])
+            else:
+                msg = np.array(header, dtype=np.int64)
             sends.append((msg, rt.isend(msg, 0, report_tag(round))))
             computed[j] += 1
             due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
@@ -325,6 +422,22 @@ def aggregate_traffic(
     return traffic
 
 
+def upload_traffic(values: dict[str, np.ndarray], up_bytes: int, down_bytes: int, times: dict | None) -> Traffic:
+    """A round's message log with per-gradient communication: every gradient an agent sent, its STOP, and
+    the broadcast of the combined gradient (``times``: send and arrival times on the simulated network)."""
+    traffic = Traffic()
+    nan = np.nan
+    for agent, count in enumerate(values["uplink_messages"].astype(int)):
+        sent = times["upload_sent"][agent] if times else nan
+        arrived = times["upload_arrived"][agent] if times else nan
+        traffic.add([agent] * count, UPLINK, "gradient", up_bytes, sent, arrived)
+        stop = (times["stop_sent"], times["stop_arrived"][agent]) if times else (nan, nan)
+        traffic.add(agent, DOWNLINK, CONTROL, STOP_BYTES, *stop)
+        bcast = (times["bcast_sent"], times["bcast_arrived"][agent]) if times else (nan, nan)
+        traffic.add(agent, DOWNLINK, "gradient_mean", down_bytes, *bcast)
+    return traffic
+
+
 class AsyncRounds(Protocol):
     """What the asynchronous protocols share: the time model that plans their rounds, and the round's end."""
 
@@ -371,21 +484,24 @@ class AggregateRounds(AsyncRounds):
     Learner = AggregateLearner
     Worker = AggregateWorker
 
-    def plan(self, round: int) -> tuple[Callable[[np.ndarray], bool] | None, np.ndarray, float, dict | None]:
-        """(rule for rank 0, caps per agent, simulated duration, the messages' times on a network of links)
-        of a round; no rule: a synchronous round."""
+    def plan(self, round: int) -> tuple:
+        """(rule for rank 0, caps per agent, simulated duration, the messages' times on a network of links,
+        and the map from rank 0's counts at the stop to the accepted counts) of a round; no rule: a
+        synchronous round."""
         n, model, worker = self.ctx.n, self.model, self.worker
         q = worker.quota(round)
         if q is not None:
             busy = [float(model.compute(round, i, q).sum()) for i in range(n)]
             if self.links is None:
-                return None, np.full(n, q), max(busy) + model.allreduce(round), None
+                return None, np.full(n, q), max(busy) + model.allreduce(round), None, None
             start = self.sim_time + max(busy)
             times = {"reduce_sent": start, "reduce_arrived": start + self._reduce()}
-            return None, np.full(n, q), times["reduce_arrived"] - self.sim_time, times
+            return None, np.full(n, q), times["reduce_arrived"] - self.sim_time, times, None
         rule = lambda counts: worker.done(counts, round)  # noqa: E731
         if not self.simulated:
-            return rule, np.full(n, UNLIMITED), np.nan, None
+            return rule, np.full(n, UNLIMITED), np.nan, None, None
+        if worker.per_gradient:
+            return self._plan_uploads(round, rule)
         if self.links is None:
             plan, t_stop = plan_first(model, round, rule)
             times = None
@@ -403,7 +519,37 @@ class AggregateRounds(AsyncRounds):
                 "reduce_arrived": start + self._reduce(),
             }
             duration = times["reduce_arrived"] - self.sim_time
-        return (lambda counts: bool(np.array_equal(counts, plan))), plan, duration, times
+        return (lambda counts: bool(np.array_equal(counts, plan))), plan, duration, times, None
+
+    def _plan_uploads(self, round: int, rule) -> tuple:
+        """:meth:`plan` of a simulated round with per-gradient communication: every gradient takes
+        kappa_i / 2 to the learner (as AFedPG's), or its link's time for its bytes; the STOPs and the
+        broadcast of the combined gradient leave at the deciding arrival (with kappa the broadcast takes
+        the slowest kappa_i / 2). Agents compute and send the gradients whose upload had begun by then;
+        the ones the plan does not accept arrive too late and are dropped."""
+        n, model, links = self.ctx.n, self.model, self.links
+        nbytes = (self.worker.size + REPORT_LEN) * 8
+        if links is None:
+            transit = lambda i, count: model.comm(round, i, count) / 2  # noqa: E731
+        else:
+            transit = lambda i, count: links.up(round, i, np.full(count, nbytes))  # noqa: E731
+        plan, begun, t_stop, sent, arrived = plan_uploads(model, round, rule, transit)
+        times = None
+        if links is None:
+            duration = t_stop + model.allreduce(round) / 2
+        else:
+            down = np.array([links.down(round, i, [STOP_BYTES, self.worker.size * 8]) for i in range(n)])
+            start = self.sim_time + t_stop
+            times = {
+                "upload_sent": [self.sim_time + s for s in sent],
+                "upload_arrived": [self.sim_time + a for a in arrived],
+                "stop_sent": start,
+                "stop_arrived": start + down[:, 0],
+                "bcast_sent": start,
+                "bcast_arrived": start + down[:, 1],
+            }
+            duration = t_stop + float(np.max(down[:, 1]))
+        return (lambda counts: bool(np.all(counts >= plan))), begun, duration, times, lambda counts: plan.copy()
 
     def _reduce(self) -> float:
         """Seconds of the round's Allreduce of one (d + 1)-float64 row per agent on the links."""
@@ -411,7 +557,7 @@ class AggregateRounds(AsyncRounds):
 
     def run(self, round: int) -> list[RoundRecord] | None:
         rt, worker, n = self.rt, self.worker, self.ctx.n
-        rule, caps, duration, times = self.plan(round)
+        rule, caps, duration, times, accept = self.plan(round)
         delay = delays(self.ctx.cfg, self.model, round)
         worker.begin(round)
         coord, sends = None, []
@@ -419,29 +565,44 @@ class AggregateRounds(AsyncRounds):
             computed = compute_quota(worker, caps, delay)
             accepted = computed.copy()
         else:
-            accepted, computed, coord, sends = collect(rt, worker, round, n, rule, caps, delay)
+            accepted, computed, coord, sends = collect(rt, worker, round, n, rule, caps, delay, accept)
 
-        rows = np.zeros((n, worker.size + 1))
-        for j, agent in enumerate(worker.agents):
-            m = int(accepted[j])
-            if m:
-                rows[agent, :-1] = worker.gradient_sum(agent, m)
-                rows[agent, -1] = m
-        g = worker.combine(rt.allreduce_sum(rows))
+        if worker.per_gradient:
+            # rank 0 holds every accepted gradient: it forms the rows and sends the combined gradient down
+            g = rt.broadcast(worker.combine(coord.rows()) if rt.is_root else None, np.dtype(np.float64))
+        else:
+            rows = np.zeros((n, worker.size + 1))
+            for j, agent in enumerate(worker.agents):
+                m = int(accepted[j])
+                if m:
+                    rows[agent, :-1] = worker.gradient_sum(agent, m)
+                    rows[agent, -1] = m
+            g = worker.combine(rt.allreduce_sum(rows))
         worker.apply(g)
 
-        payload = (worker.size + 1) * 8
         stats = np.zeros((len(worker.agents), len(COLUMNS)))
         for j, agent in enumerate(worker.agents):
             res = worker.result(agent, int(accepted[j]))
-            ctrl_msgs = int(computed[j]) + 1 if rule is not None else 0
-            ctrl_bytes = int(computed[j]) * REPORT_BYTES + STOP_BYTES if rule is not None else 0
-            stats[j] = (*result_row(res), 1, payload, ctrl_msgs, ctrl_bytes, accepted[j])
+            stats[j] = (*result_row(res), *self._traffic_row(int(computed[j]), rule is not None), accepted[j])
         values = self.finish(COLUMNS, stats, coord, sends, duration)
         if values is None:
             return None
         self.learner.apply(g)
-        values["downlink_bytes"] = np.full(n, payload)
         wire = self.spec.wire
-        traffic = aggregate_traffic(values, payload, wire.uplink_kind, wire.downlink_kind, times)
+        if worker.per_gradient:
+            values["downlink_bytes"] = np.full(n, worker.size * 8)
+            traffic = upload_traffic(values, (worker.size + REPORT_LEN) * 8, worker.size * 8, times)
+        else:
+            payload = (worker.size + 1) * 8
+            values["downlink_bytes"] = np.full(n, payload)
+            traffic = aggregate_traffic(values, payload, wire.uplink_kind, wire.downlink_kind, times)
         return [RoundRecord(values, traffic)]
+
+    def _traffic_row(self, computed: int, controlled: bool) -> tuple[int, int, int, int]:
+        """An agent's (uplink messages, uplink bytes, control messages, control bytes) in a round where it
+        computed ``computed`` gradients; ``controlled``: rank 0 ended the round with STOPs."""
+        if self.worker.per_gradient:  # every gradient goes up alone, with its header; the STOP
+            return computed, computed * (self.worker.size + REPORT_LEN) * 8, 1, STOP_BYTES
+        if not controlled:  # the Allreduce share only
+            return 1, (self.worker.size + 1) * 8, 0, 0
+        return 1, (self.worker.size + 1) * 8, computed + 1, computed * REPORT_BYTES + STOP_BYTES
