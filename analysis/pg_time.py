@@ -6,7 +6,8 @@ Each trial's curve is the agents' mean undiscounted return of the round (the tra
 smoothed over ``--smooth`` rounds, as a step function of the time at each round's end
 (:func:`mpidrl.analysis.on_grid`: the value of the last round finished by each time); curves are sampled on
 a common time grid from 0 to the end of the fastest trial, so that every point is a statistic of all
-trials, and summarised by the mean and the 20th-80th percentiles across trials (the paper's bands).
+trials, and summarised by the mean and the 20th-80th percentiles across trials (the paper's bands), or with
+``--band ci`` the 95 % confidence interval of the mean (Student t over the trials).
 ``--target R`` prints, per run, the first time the mean curve reaches R.
 """
 
@@ -30,13 +31,14 @@ def curves(run: Run, x: str, metric: str, smooth: int) -> tuple[np.ndarray, np.n
     return metrics[x], moving_average(agent_mean(metrics[metric]), smooth)
 
 
-def summarise(run: Run, x: str, metric: str, smooth: int, points: int = 400):
-    """(grid, mean, 20th percentile, 80th percentile) of the smoothed curves, up to the fastest trial's end."""
+def summarise(run: Run, x: str, metric: str, smooth: int, points: int = 400, stat: str = "mean"):
+    """(grid, mean, low, high) of the smoothed curves, up to the fastest trial's end: the 20th and 80th
+    percentiles, or with ``stat = "ci"`` the 95 % confidence interval of the mean."""
     times, values = curves(run, x, metric, smooth)
     if not np.isfinite(times).any():
         raise SystemExit(f"{run.path}: no {x} values (a run with a real clock has no sim_time)")
     grid = time_grid(times, points, start=0.0, stop=float(np.nanmin(trial_ends(times))))
-    return (grid, *center_band(on_grid(times, values, grid), band=BAND))
+    return (grid, *center_band(on_grid(times, values, grid), stat=stat, band=BAND))
 
 
 def main() -> None:
@@ -50,6 +52,12 @@ def main() -> None:
     p.add_argument("--title", default="")
     p.add_argument("--logx", action="store_true")
     p.add_argument("--target", type=float, help="print the time each run's mean curve first reaches this")
+    p.add_argument(
+        "--band",
+        choices=("percentiles", "ci"),
+        default="percentiles",
+        help="20-80 %% of the trials (the paper's), or the 95 %% confidence interval of the mean",
+    )
     args = p.parse_args()
 
     import matplotlib
@@ -61,7 +69,9 @@ def main() -> None:
     labels = args.labels or [Path(r).stem for r in args.runs]
     for path, label in zip(args.runs, labels):
         run = read_run(path)
-        grid, mean, lo, hi = summarise(run, args.x, args.metric, args.smooth)
+        grid, mean, lo, hi = summarise(
+            run, args.x, args.metric, args.smooth, stat="ci" if args.band == "ci" else "mean"
+        )
         (line,) = ax.plot(grid, mean, label=label)
         ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
         if args.target is not None:
@@ -70,6 +80,8 @@ def main() -> None:
             )
     ax.set_xlabel("simulated time (s)" if args.x == "sim_time" else "wall-clock time (s)")
     ax.set_ylabel(f"{args.metric} (mean over agents, {args.smooth}-round average)")
+    band = "95 % confidence interval of the mean" if args.band == "ci" else "20-80 % of trials"
+    ax.text(0.01, 0.01, f"bands: {band}", transform=ax.transAxes, fontsize=7, alpha=0.7)
     if args.logx:
         ax.set_xscale("symlog", linthresh=1.0)
     ax.set_title(args.title, fontsize=10)

@@ -39,7 +39,7 @@ BOOKKEEPING = tuple(
 """Config keys that change what is recorded or how the work is spread, not what is learned: runs that
 differ only here are one setting, and labels never name them."""
 
-STATS = ("mean", "iqm")
+STATS = ("mean", "iqm", "ci")
 DEFAULT_BAND = (10.0, 90.0)
 """Percentiles of the band around the mean (the report's convention)."""
 BYTES = ("uplink_bytes", "downlink_bytes", "control_bytes")
@@ -309,13 +309,31 @@ def iqm_bootstrap(
     return iqm(x), lo, hi
 
 
+def mean_interval(x: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mean across trials (axis 0) and its Student-t confidence interval, mean +- t s / sqrt(k) over the
+    k trials that have a value (NaN where fewer than two do)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64)
+    k = np.isfinite(x).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(x, axis=0)
+        half = stats.t.ppf(0.5 + confidence / 2, np.maximum(k - 1, 1)) * np.nanstd(x, axis=0, ddof=1) / np.sqrt(k)
+    half = np.where(k >= 2, half, np.nan)
+    return mean, mean - half, mean + half
+
+
 def center_band(
     per_trial: np.ndarray, stat: str = "mean", band: tuple[float, float] = DEFAULT_BAND, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(center, low, high) across trials (axis 0): the mean with the ``band`` percentiles, or the IQM with
-    its 95 % bootstrap band; NaN trials (not running at that point) are left out."""
+    """(center, low, high) across trials (axis 0): the mean with the ``band`` percentiles ("mean"), the IQM
+    with its 95 % bootstrap band ("iqm"), or the mean with its 95 % confidence interval ("ci"); NaN trials
+    (not running at that point) are left out."""
     if stat == "iqm":
         return iqm_bootstrap(per_trial, seed=seed)
+    if stat == "ci":
+        return mean_interval(per_trial)
     if stat != "mean":
         raise AnalysisError(f"stat: expected one of {', '.join(STATS)}, got {stat!r}")
     with warnings.catch_warnings():
@@ -328,6 +346,8 @@ def band_name(stat: str = "mean", band: tuple[float, float] = DEFAULT_BAND) -> s
     """What :func:`center_band` draws, in words: "mean over trials, 10-90 % band"."""
     if stat == "iqm":
         return "IQM over trials, 95 % bootstrap band"
+    if stat == "ci":
+        return "mean over trials, 95 % confidence interval"
     return f"mean over trials, {band[0]:g}-{band[1]:g} % band"
 
 

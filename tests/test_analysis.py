@@ -255,6 +255,22 @@ def test_iqm_matches_trimmed_mean():
     np.testing.assert_allclose(iqm(x), [3.0, 5.0])  # NaN trials are left out, one value is its own IQM
 
 
+def test_mean_interval_covers_the_mean_95_percent_of_the_time():
+    # 5 trials of Normal(3, 2): the t interval covers 3 in about 95 % of 4000 experiments ("rounds")
+    data = np.random.default_rng(12).normal(3.0, 2.0, size=(5, 4000))
+    center, lo, hi = center_band(data, stat="ci")
+    assert 0.93 <= np.mean((lo <= 3) & (3 <= hi)) <= 0.97
+    np.testing.assert_allclose(center, data.mean(axis=0))
+    half = scipy.stats.t.ppf(0.975, 4) * data.std(axis=0, ddof=1) / np.sqrt(5)
+    np.testing.assert_allclose(hi - center, half)
+    # NaN trials are left out; one value has no interval
+    x = np.array([[1.0, np.nan], [3.0, 7.0], [np.nan, np.nan]])
+    center, lo, hi = center_band(x, stat="ci")
+    np.testing.assert_allclose(center, [2.0, 7.0])
+    assert np.isnan(lo[1]) and np.isnan(hi[1]) and lo[0] < 2 < hi[0]
+    assert band_name("ci") == "mean over trials, 95 % confidence interval"
+
+
 def test_iqm_bootstrap_known_answer():
     # Uniform(0, 10) has IQM 5 (the mean of its middle half). The 95 % band covers it about 95 % of the time.
     rng = np.random.default_rng(11)

@@ -255,3 +255,20 @@ def test_per_gradient_malenia_and_real_mode(tmp_path):
     assert run.diagnostics["gradients"][0][:, 2].tolist() == [0, 0, 0, 0]
     assert run.diagnostics["gradients"][0].sum(axis=1).tolist() == [2, 2, 2, 2]
     assert run.metrics["wall_time"][0, -1] < 10.0
+
+
+def test_real_mode_malenia_waits_for_every_agent_and_sync_for_every_quota(tmp_path):
+    # agent 3 (rank 2) takes 0.2 s a gradient, the others 0.02 s; M = 6
+    for algo in ("malenia-nigt", "nigt-sync"):
+        cfg = config(tmp_path, algo, M=6, h='"10 if i == 3 else 1"', mode="real", rounds=3, scale=0.02)
+        mpirun(3, ["run", str(cfg), "--out", str(tmp_path / f"{algo}.h5")], timeout=60)
+        run = read_run(tmp_path / f"{algo}.h5")
+        assert run.attrs["status"] == "complete"
+        counts = run.diagnostics["gradients"][0]
+        if algo == "nigt-sync":
+            assert counts.tolist() == [[2, 2, 2]] * 3  # ceil(M / n) each, whatever the speed
+        else:  # every agent at least once, and the harmonic mean of the counts >= M / n
+            assert np.all(counts >= 1)
+            assert np.all(3 / (1.0 / counts).sum(axis=1) >= 6 / 3)
+            assert np.all(counts[:, 0] > counts[:, 2])  # the fast agents contribute more
+        assert np.all(np.isnan(run.metrics["sim_time"]))
