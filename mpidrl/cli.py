@@ -345,3 +345,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except signals.StopNow:
         return signals.REQUEST.exit_status
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0

@@ -1,5 +1,7 @@
 """The command line in one process: validate, run, summary, plot, and bad input refused with exit 2."""
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -128,6 +130,24 @@ def test_synchronous_simulated_clock_with_a_formula_of_d(tiny, tmp_path):
 def test_info_and_module_entry_point():
     proc = mpidrl(["info"])
     assert "mpi4py" in proc.stdout and "world size: 1" in proc.stdout
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(tiny):
+    # `mpidrl ... | head`: the reader may be gone before the first line is written
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpidrl", "validate", str(tiny)],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+    os.close(write)
+    assert proc.returncode == 0 and proc.stderr == ""
 
 
 def test_es_runs_on_mujoco_ant(tmp_path):
