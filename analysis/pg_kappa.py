@@ -2,7 +2,8 @@
 
     .venv/bin/python analysis/pg_kappa.py --target 100 -o FIG.png KAPPA=RUN.h5[,RUN.h5 ...] ...
 
-Each argument is ``kappa=run_a.h5,run_b.h5`` (one run per algorithm, same order for every kappa);
+Each argument is ``kappa=run_a.h5,run_b.h5`` (one run per algorithm, same order for every kappa; ``--labels``
+names them in that order);
 the time is where the trial-mean smoothed return first reaches the target (analysis/pg_time.py).
 """
 
@@ -27,6 +28,7 @@ def main() -> None:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--target", type=float, required=True)
     p.add_argument("--smooth", type=int, default=5)
+    p.add_argument("--labels", nargs="*", help="one per run of a kappa (default: the algorithm's name)")
     args = p.parse_args()
     import matplotlib
 
@@ -37,12 +39,13 @@ def main() -> None:
     for point in args.points:
         kappa, paths = point.split("=", 1)
         kappas.append(float(kappa))
-        for path in paths.split(","):
+        for j, path in enumerate(paths.split(",")):
             run = read_run(path)
             grid, mean, _, _ = summarise(run, "sim_time", "return", args.smooth)
             t = time_to(grid, mean, args.target)
-            table.setdefault(run.config["algo"]["name"], []).append(t)
-            print(f"kappa={kappa} {run.config['algo']['name']}: reaches {args.target:g} at sim_time {t:.6g}")
+            label = args.labels[j] if args.labels else run.config["algo"]["name"]
+            table.setdefault(label, []).append(t)
+            print(f"kappa={kappa} {label}: reaches {args.target:g} at sim_time {t:.6g}")
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     x = np.array(kappas)
     for name, times in table.items():

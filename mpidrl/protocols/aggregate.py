@@ -161,6 +161,23 @@ def plan_first(
     return counts, now
 
 
+def take_arrivals(
+    first: Sequence[float], next_arrival: Callable[[int, float], float], done: Callable[[np.ndarray], bool]
+) -> tuple[np.ndarray, float]:
+    """The agents' messages taken in order of arrival (ties by agent index) until ``done(counts)`` holds:
+    (count per agent, time of the deciding arrival). ``first[i]`` is agent i's first arrival;
+    ``next_arrival(i, now)`` gives its next one once the one before was taken at ``now``."""
+    counts = np.zeros(len(first), dtype=np.int64)
+    heap = [(t, i) for i, t in enumerate(first)]
+    heapq.heapify(heap)
+    now = 0.0
+    while not done(counts):
+        now, i = heapq.heappop(heap)
+        counts[i] += 1
+        heapq.heappush(heap, (next_arrival(i, now), i))
+    return counts, now
+
+
 def plan_reports(
     model: timing.TimeModel, links: Links, round: int, done: Callable[[np.ndarray], bool]
 ) -> tuple[np.ndarray, float, list[np.ndarray], list[np.ndarray]]:
@@ -172,26 +189,23 @@ def plan_reports(
     the time of the deciding arrival, and each agent's send and arrival times of its counted reports.
     """
     n = model.n
-    counts = np.zeros(n, dtype=np.int64)
     chunk = 64
     durations = [model.compute(round, i, chunk) for i in range(n)]
     transits = [links.up(round, i, np.full(chunk, REPORT_BYTES)) for i in range(n)]
     sent: list[list[float]] = [[float(durations[i][0])] for i in range(n)]
     arrived: list[list[float]] = [[float(durations[i][0] + transits[i][0])] for i in range(n)]
-    heap = [(arrived[i][0], i) for i in range(n)]
-    heapq.heapify(heap)
-    now = 0.0
-    while not done(counts):
-        now, i = heapq.heappop(heap)
-        counts[i] += 1
-        k = int(counts[i])
+
+    def next_arrival(i: int, now: float) -> float:
+        k = len(sent[i])
         if k >= len(durations[i]):  # draw twice as many: the first ones come again
             durations[i] = model.compute(round, i, 2 * len(durations[i]))
             transits[i] = links.up(round, i, np.full(2 * len(transits[i]), REPORT_BYTES))
         finished = sent[i][-1] + float(durations[i][k])
         sent[i].append(finished)
         arrived[i].append(max(now, finished + float(transits[i][k])))
-        heapq.heappush(heap, (arrived[i][-1], i))
+        return arrived[i][-1]
+
+    counts, now = take_arrivals([a[0] for a in arrived], next_arrival, done)
     keep = [int(c) for c in counts]
     return (
         counts,
@@ -229,15 +243,11 @@ def plan_uploads(
         sent[i].append(max(float(h[i][k]), arrived[i][-1]))
         arrived[i].append(sent[i][-1] + float(up[i][k]))
 
-    counts = np.zeros(n, dtype=np.int64)
-    heap = [(arrived[i][0], i) for i in range(n)]
-    heapq.heapify(heap)
-    now = 0.0
-    while not done(counts):
-        now, i = heapq.heappop(heap)
-        counts[i] += 1
+    def next_arrival(i: int, now: float) -> float:
         extend(i)
-        heapq.heappush(heap, (arrived[i][-1], i))
+        return arrived[i][-1]
+
+    counts, now = take_arrivals([a[0] for a in arrived], next_arrival, done)
     begun = counts.copy()  # the accepted, and the uploads begun before the deciding arrival
     for i in range(n):
         while True:
