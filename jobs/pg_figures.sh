@@ -21,8 +21,8 @@ $PY analysis/pg_time.py $R/hetero_malenia.h5 $R/hetero_afedpg.h5 $R/hetero_renna
   --labels malenia-nigt afedpg rennala-nigt --target $T -o $F/pg_cartpole_hetero.png \
   --title "CartPole-v1, 2 agents, agent 2 negated obs, h_i = sqrt(i) (simulated)"
 if [ -f $R/real_afedpg.h5 ]; then
-  $PY analysis/pg_time.py $R/real_nigt-sync.h5 $R/real_rennala-nigt.h5 $R/real_afedpg.h5 --x wall_time \
-    --labels nigt-sync rennala-nigt afedpg --target 60 -o $F/pg_cartpole_real_straggler.png \
+  $PY analysis/pg_time.py $R/real_nigt-sync.h5 $R/real_rennala-nigt.h5 $R/real_malenia-nigt.h5 $R/real_afedpg.h5 \
+    --x wall_time --labels nigt-sync rennala-nigt malenia-nigt afedpg --target 60 -o $F/pg_cartpole_real_straggler.png \
     --title "CartPole-v1, 4 agents on 2 ranks, real mode, straggler delays"
 fi
 if [ -f $R/hopper_afedpg.h5 ]; then

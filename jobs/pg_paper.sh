@@ -8,14 +8,14 @@
 #                                Rennala (1 trial: the same steps as sync, checked); 60 rounds
 #   jobs/pg_paper.sh long        Hopper-v5, equal times, 1000 rounds (configs/pg/hopper_long.toml)
 #   jobs/pg_paper.sh figures     the figures and tables quoted in the docs
-# Step sizes from jobs/sweeps/pg-hopper-tune*.toml: NIGT alpha 2^-5, eta 0.3; AFedPG alpha 2^-7,
+# Step sizes from jobs/sweeps/pg-hopper-tune*.toml: NIGT alpha 2^-5, eta 0.3; AFedPG alpha 2^-8,
 # eta 0.6. Several parts may run side by side (PARTS in parallel = cores).
 set -e
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 O=${OUT:-results/pg_paper}
 NIGT="--set algo.alpha=0.03125 --set algo.eta=0.3"
-AFEDPG="--set algo.alpha=0.0078125 --set algo.eta=0.6"
+AFEDPG="--set algo.alpha=0.00390625 --set algo.eta=0.6"
 S="--set algo.H=1000 --set run.rounds=100 --set run.trials=5 --set run.log_every=50"
 mkdir -p "$O" docs/figures
 # run NAME CONFIG ALGO [--set ...]: $O/NAME_ALGO.h5 and .log, at the ALGO's step sizes

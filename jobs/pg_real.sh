@@ -8,7 +8,7 @@ BIN=${BIN:-.venv/bin}
 OUT=${OUT:-results/pg}
 NP=${NP:-2}
 mkdir -p "$OUT"
-for algo in nigt-sync rennala-nigt afedpg; do
+for algo in nigt-sync rennala-nigt malenia-nigt afedpg; do
   extra=""
   [ "$algo" = afedpg ] && extra="--set algo.alpha=0.015625"
   nice -n 10 "$BIN/mpiexec" -n "$NP" "$BIN/mpidrl" run configs/pg/cartpole_real_straggler.toml $extra \
