@@ -271,9 +271,10 @@ def parser() -> argparse.ArgumentParser:
     def stat_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--stat",
-            choices=("mean", "iqm"),
+            choices=("mean", "iqm", "ci"),
             default="mean",
-            help="mean with the 10-90 %% band over trials, or interquartile mean with a 95 %% bootstrap band",
+            help="mean with the 10-90 %% band over trials, interquartile mean with a 95 %% bootstrap band, or mean "
+            "with its 95 %% confidence interval",
         )
         sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (--stat iqm)")
 
