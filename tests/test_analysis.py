@@ -478,3 +478,29 @@ def test_plot_by_draws_one_panel_per_network_with_one_colour_per_label(tmp_path,
     assert {line.get_color() for line in axes[1].lines} == {cycle[0], cycle[1]}
     assert [s.label for s in drawn["legend"]] == ["es", "dql"]  # one legend entry per label
     figures._pyplot().close(drawn["fig"])
+
+
+def test_pg_grid_tables_of_a_sweep(tmp_path, monkeypatch, capsys):
+    # agent-mean return 100 seed + 10 trial + round + 0.05 (2 agents); the last 2 of 4 rounds average 2.5
+    runs = tmp_path / "sweep" / "runs"
+    for folder, sigma, seeds in (("a", 0.1, (1, 2)), ("b", 0.2, (3,))):
+        (runs / folder).mkdir(parents=True)
+        for s in seeds:
+            fake_run(runs / folder / f"seed{s}.h5", seed=s, sigma=sigma, sets=["algo.episodes=2"])
+    grid = runpy.run_path(str(ROOT / "analysis" / "pg_grid.py"))
+    args = ["pg_grid.py", str(tmp_path / "sweep"), "--rows", "algo.sigma", "--cols", "algo.episodes", "--last", "2"]
+    monkeypatch.setattr(sys, "argv", args)
+    grid["main"]()
+    out = capsys.readouterr().out
+    half = scipy.stats.t.ppf(0.975, 3) * np.std([102.55, 112.55, 202.55, 212.55], ddof=1) / 2
+    assert f"| 0.1 | 157.6 +- {half:.1f} (4) |" in out
+    assert "| 0.2 | **307.6 +- 63.5 (2)** |" in out  # t(0.975, 1) * 10 / sqrt(2) / sqrt(2) = 63.5
+    # the trial-mean curve of sigma 0.1 is 155.05 + round: it reaches 156 in round 2 (sigma 0.2 at once),
+    # never 1000
+    monkeypatch.setattr(sys, "argv", [*args, "--rounds-to", "156", "--smooth", "1", "--digits", "0", "--best", "min"])
+    grid["main"]()
+    out = capsys.readouterr().out
+    assert "| 0.1 | 2 |" in out and "| 0.2 | **1** |" in out
+    monkeypatch.setattr(sys, "argv", [*args, "--rounds-to", "1000"])
+    grid["main"]()
+    assert "| 0.1 | inf |" in capsys.readouterr().out
