@@ -74,6 +74,8 @@ def grids(
         cs = sorted({c for _, c in table}, key=float)
         pick = {"max": max, "min": min}.get(best)
         top = pick(table, key=lambda rc: np.mean(table[rc])) if pick else None
+        if top is not None and not np.isfinite(np.mean(table[top])):  # nothing reached the target
+            top = None
         if by:
             out += [f"{by} = {group}", ""]
         out += [f"| {rows} \\ {cols} | " + " | ".join(cs) + " |", "|---" * (len(cs) + 1) + "|"]
