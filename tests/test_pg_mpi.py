@@ -272,3 +272,20 @@ def test_real_mode_malenia_waits_for_every_agent_and_sync_for_every_quota(tmp_pa
             assert np.all(3 / (1.0 / counts).sum(axis=1) >= 6 / 3)
             assert np.all(counts[:, 0] > counts[:, 2])  # the fast agents contribute more
         assert np.all(np.isnan(run.metrics["sim_time"]))
+
+
+def test_per_gradient_on_a_simulated_network_logs_every_upload(tmp_path):
+    cfg = per_gradient(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[time]\n", '[time]\nnetwork = "lte"\n'))
+    mpidrl(["run", str(cfg), "--out", str(tmp_path / "one.h5")], timeout=60)
+    mpirun(2, ["run", str(cfg), "--out", str(tmp_path / "two.h5")], timeout=60)
+    same(tmp_path / "one.h5", tmp_path / "two.h5")
+    run, msgs = read_run(tmp_path / "one.h5"), read_messages(tmp_path / "one.h5")
+    up = msgs[msgs["kind"] == b"gradient"]
+    assert len(up) == run.metrics["uplink_messages"].sum() and np.all(up["arrived"] > up["sent"])
+    # an agent's link carries one gradient at a time: its uploads of a round do not overlap
+    for r, a in {(int(m["round"]), int(m["agent"])) for m in up}:
+        mine = up[(up["round"] == r) & (up["agent"] == a)]
+        assert np.all(mine["sent"][1:] >= mine["arrived"][:-1])
+    ends = run.metrics["sim_time"][0]
+    assert np.all(msgs["arrived"][msgs["round"] == 0] <= ends[0] + 1e-9)

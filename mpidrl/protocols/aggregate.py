@@ -349,9 +349,14 @@ class Coordinator:
         return rows
 
 
-def collect(rt, worker: AggregateWorker, round: int, n: int, rule, caps: np.ndarray, delay, accept=None) -> tuple:
+def collect(
+    rt, worker: AggregateWorker, round: int, n: int, rule, caps: np.ndarray, delay, accept=None, planned=False
+) -> tuple:
     """Compute gradients until rank 0's STOP: (accepted, computed) for the block, rank 0's coordinator,
-    and the REPORT (or gradient) sends still to be completed (after rank 0's drain)."""
+    and the REPORT (or gradient) sends still to be completed (after rank 0's drain). ``planned``: the caps
+    are a simulated plan, computed in full even when the STOP comes first (with per-gradient
+    communication the plan has uploads that arrive after the deciding one; whether the STOP overtakes
+    their computation must not depend on how agents share ranks)."""
     agents = worker.agents
     size = worker.size if worker.per_gradient else 0
     coord = Coordinator(rt, n, round, rule, size, accept) if rt.is_root else None
@@ -365,7 +370,7 @@ def collect(rt, worker: AggregateWorker, round: int, n: int, rule, caps: np.ndar
     while True:
         if coord is not None:
             coord.poll()
-        if stop_req.Test():
+        if stop_req.Test() and not (planned and any(computed[j] < caps[a] for j, a in enumerate(agents))):
             break
         # release the sends that completed (the rest are completed after rank 0's drain)
         sends = [(m, req) for m, req in sends if not req.Test()]
@@ -575,7 +580,7 @@ class AggregateRounds(AsyncRounds):
             computed = compute_quota(worker, caps, delay)
             accepted = computed.copy()
         else:
-            accepted, computed, coord, sends = collect(rt, worker, round, n, rule, caps, delay, accept)
+            accepted, computed, coord, sends = collect(rt, worker, round, n, rule, caps, delay, accept, self.simulated)
 
         if worker.per_gradient:
             # rank 0 holds every accepted gradient: it forms the rows and sends the combined gradient down
