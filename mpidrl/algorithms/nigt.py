@@ -248,9 +248,6 @@ class NIGTWorker(AggregateWorker):
         self.grads[agent].append(g)
         self.returns[agent].append((disc, ret, steps))
 
-    def gradient_sum(self, agent: int, m: int) -> np.ndarray:
-        return np.sum(self.grads[agent][:m], axis=0)
-
     def gradient(self, agent: int, k: int) -> np.ndarray:
         return self.grads[agent][k]
 

@@ -100,20 +100,20 @@ class AggregateWorker(Stateful):
         """One more gradient of ``agent`` (its k-th of the round), kept until the round ends."""
 
     @abc.abstractmethod
+    def gradient(self, agent: int, k: int) -> np.ndarray:
+        """The agent's k-th gradient of the round (k from 0, in the order computed)."""
+
     def gradient_sum(self, agent: int, m: int) -> np.ndarray:
         """The sum of the agent's first ``m`` gradients of the round, in the order computed."""
+        return np.sum([self.gradient(agent, k) for k in range(m)], axis=0)
 
     @abc.abstractmethod
     def apply(self, g: np.ndarray) -> None:
         """Step with the round's aggregated gradient."""
 
     per_gradient = False
-    """True: each gradient goes to rank 0 alone as soon as it is computed (needs :meth:`gradient`); rank 0
-    forms the rows and broadcasts the combined gradient instead of an Allreduce of the agents' sums"""
-
-    def gradient(self, agent: int, k: int) -> np.ndarray:
-        """The agent's k-th gradient of the round (only for :attr:`per_gradient`)."""
-        raise NotImplementedError(f"{type(self).__name__} sends its gradients one by one but has no gradient()")
+    """True: each gradient goes to rank 0 alone as soon as it is computed; rank 0 forms the rows and
+    broadcasts the combined gradient instead of an Allreduce of the agents' sums"""
 
     @abc.abstractmethod
     def result(self, agent: int, accepted: int) -> AgentResult:
