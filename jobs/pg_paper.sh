@@ -46,20 +46,20 @@ long)
     > "$O/long_rennala-nigt.log" 2>&1 ;;
 figures)
   P="$BIN/python analysis"
-  args=""
-  for k in 0 0.1 1 10; do args="$args $k=$O/kappa${k}_rennala-nigt.h5,$O/kappa${k}_each_rennala-nigt.h5,$O/kappa${k}_afedpg.h5"; done
-  $P/pg_kappa.py --target 150 -o docs/figures/pg_paper_kappa.png --labels "Rennala (Allreduce)" "Rennala (per gradient)" AFedPG $args
-  for k in 0.1 10; do
+  set --
+  for k in 0 0.1 1 10; do set -- "$@" "$k=$O/kappa${k}_rennala-nigt.h5,$O/kappa${k}_each_rennala-nigt.h5,$O/kappa${k}_afedpg.h5"; done
+  $P/pg_kappa.py --target 150 -o docs/figures/pg_paper_kappa.png "$@" --labels "Rennala (Allreduce)" "Rennala (per gradient)" AFedPG
+  for k in 10; do
     $P/pg_time.py --band ci -o docs/figures/pg_paper_kappa$k.png --title "Hopper-v5, h_i = sqrt(i), kappa = $k, 5 trials" \
-      --labels "Rennala (Allreduce)" "Rennala (per gradient)" AFedPG \
-      "$O/kappa${k}_rennala-nigt.h5" "$O/kappa${k}_each_rennala-nigt.h5" "$O/kappa${k}_afedpg.h5"
+      "$O/kappa${k}_rennala-nigt.h5" "$O/kappa${k}_each_rennala-nigt.h5" "$O/kappa${k}_afedpg.h5" \
+      --labels "Rennala (Allreduce)" "Rennala (per gradient)" AFedPG
   done
-  $P/pg_time.py --band ci --logx -o docs/figures/pg_paper_straggler.png --labels sync Rennala AFedPG \
-    --title "Hopper-v5, n = 10, h = 1 (x 9), 100, 5 trials" "$O"/straggler_nigt-sync.h5 "$O"/straggler_rennala-nigt.h5 "$O"/straggler_afedpg.h5
-  $P/pg_time.py --band ci -o docs/figures/pg_paper_parity.png --labels "sync NIGT" AFedPG \
-    --title "HalfCheetah-v5, n = 10, h_i = 1, kappa = 0, 5 trials" "$O"/parity_nigt-sync.h5 "$O"/parity_afedpg.h5
-  $P/pg_time.py --band ci --smooth 20 -o docs/figures/pg_paper_long.png --labels "NIGT (sync = Rennala = Malenia here)" \
-    --title "Hopper-v5, equal times, M = 10, 5 trials" "$O"/long_rennala-nigt.h5 ;;
+  $P/pg_time.py --band ci --logx -o docs/figures/pg_paper_straggler.png --title "Hopper-v5, n = 10, h = 1 (x 9), 100, 5 trials" \
+    "$O"/straggler_nigt-sync.h5 "$O"/straggler_rennala-nigt.h5 "$O"/straggler_afedpg.h5 --labels "sync NIGT" "Rennala NIGT" AFedPG
+  $P/pg_time.py --band ci -o docs/figures/pg_paper_parity.png --title "HalfCheetah-v5, n = 10, h_i = 1, kappa = 0, 5 trials" \
+    "$O"/parity_nigt-sync.h5 "$O"/parity_afedpg.h5 --labels "sync NIGT" AFedPG
+  $P/pg_time.py --band ci --smooth 20 -o docs/figures/pg_paper_long.png --title "Hopper-v5, equal times, M = 10, 5 trials" \
+    "$O"/long_rennala-nigt.h5 --labels "NIGT (sync = Rennala = Malenia here)" ;;
 *)
   sed -n '2,13p' "$0"
   exit 2 ;;
