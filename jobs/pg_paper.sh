@@ -1,12 +1,14 @@
 #!/bin/sh
 # The paper's first experiments at the tuned step sizes (docs/policy_gradient.md, "The paper's
-# experiments, tuned"): simulated clock, one process per run, 5 trials each, horizon 1000.
+# experiments at tuned step sizes"): simulated clock, one process per run, 5 trials each, horizon 1000.
 #   jobs/pg_paper.sh kappa       Hopper-v5, h_i = sqrt(i), kappa in {0, 0.1, 1, 10}: Rennala NIGT with one
 #                                Allreduce, Rennala NIGT sending every gradient, AFedPG; 100 rounds
 #   jobs/pg_paper.sh straggler   Hopper-v5, n = 10, h = 1 (x 9), 100: sync, Rennala, AFedPG; 100 rounds
 #   jobs/pg_paper.sh parity      HalfCheetah-v5, n = 10, h_i = 1, kappa = 0: sync and AFedPG (5 trials),
 #                                Rennala (1 trial: the same steps as sync, checked); 60 rounds
 #   jobs/pg_paper.sh long        Hopper-v5, equal times, 1000 rounds (configs/pg/hopper_long.toml)
+#   jobs/pg_paper.sh hetero      Hopper-v5, two agents, the second sees -s with a flag, h_i = sqrt(i):
+#                                Malenia NIGT and AFedPG; 100 rounds
 #   jobs/pg_paper.sh figures     the figures and tables quoted in the docs
 # Step sizes from jobs/sweeps/pg-hopper-tune*.toml: NIGT alpha 2^-5, eta 0.3; AFedPG alpha 2^-8,
 # eta 0.6. Several parts may run side by side (PARTS in parallel = cores).
@@ -41,6 +43,8 @@ parity)
   P="--set run.rounds=60 --set run.trials=5 --set time.h=1.0 --set run.log_every=20"
   for a in nigt-sync afedpg; do run parity configs/pg/halfcheetah_straggler.toml $a $P; done
   run parity configs/pg/halfcheetah_straggler.toml rennala-nigt $P --set run.trials=1 ;;
+hetero)
+  for a in malenia-nigt afedpg; do run hetero configs/pg/hopper_hetero.toml $a $S; done ;;
 long)
   nice -n 10 "$BIN/mpidrl" run configs/pg/hopper_long.toml --overwrite --out "$O/long_rennala-nigt.h5" \
     > "$O/long_rennala-nigt.log" 2>&1 ;;
@@ -59,8 +63,10 @@ figures)
   $P/pg_time.py --band ci -o docs/figures/pg_paper_parity.png --title "HalfCheetah-v5, n = 10, h_i = 1, kappa = 0, 5 trials" \
     "$O"/parity_nigt-sync.h5 "$O"/parity_afedpg.h5 --labels "sync NIGT" AFedPG
   $P/pg_time.py --band ci --smooth 20 -o docs/figures/pg_paper_long.png --title "Hopper-v5, equal times, M = 10, 5 trials" \
-    "$O"/long_rennala-nigt.h5 --labels "NIGT (sync = Rennala = Malenia here)" ;;
+    "$O"/long_rennala-nigt.h5 --labels "NIGT (sync = Rennala = Malenia here)"
+  $P/pg_time.py --band ci -o docs/figures/pg_paper_hetero.png --title "Hopper-v5, 2 agents, the second negated, h_i = sqrt(i), 5 trials" \
+    "$O"/hetero_malenia-nigt.h5 "$O"/hetero_afedpg.h5 --labels "Malenia NIGT" AFedPG ;;
 *)
-  sed -n '2,13p' "$0"
+  sed -n '2,15p' "$0"
   exit 2 ;;
 esac
