@@ -179,8 +179,12 @@ def test_launch_of_sections_names_the_run_file_itself(tmp_path, monkeypatch):
 
 
 LAUNCH_AND_INTERRUPT = """
+import signal
 import sys
 import mpidrl
+# a caller started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+# installs no KeyboardInterrupt handler: restore it, as an interactive caller (or a notebook) has it
+signal.signal(signal.SIGINT, signal.default_int_handler)
 try:
     mpidrl.launch(sys.argv[1], np=2, out=sys.argv[2])
 except KeyboardInterrupt:
