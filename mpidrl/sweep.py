@@ -11,6 +11,11 @@ A sweep spec is a TOML file::
     [grid]                              # the settings: the Cartesian product of these lists
     "agents.n" = [10, 50]
     "algo.sigma" = [0.05, 0.1]
+    batch = [{"algo.M" = 20, "algo.M_init" = 20}, {"algo.M" = 50, "algo.M_init" = 50}]
+
+A grid entry whose name has no dot and whose values are tables ties keys together: each table is one
+value of the entry and sets all its keys (``batch`` above: M and M_init move together, two values, not
+four).
 
     [slurm]                             # optional: options of the array job written to submit.sh
     ntasks = 2
@@ -148,13 +153,45 @@ def read_spec(path: str | Path) -> dict[str, Any]:
 def _grid(data: Mapping[str, Any]) -> dict[str, list[Any]]:
     grid = flatten(data.get("grid", {}))
     for key, values in grid.items():
-        if len(key.split(".")) < 2:
-            raise SweepError(f"[grid] {key}: expected a dotted config key such as agents.n")
-        if key in RESERVED:
-            raise SweepError(f"[grid] {key}: set by the sweep itself (use [sweep] seeds for seeds)")
         if not isinstance(values, list) or not values:
             raise SweepError(f"[grid] {key}: expected a non-empty list of values, got {values!r}")
+        if "." not in key and all(isinstance(v, Mapping) for v in values):
+            _tied(key, values)
+            continue
+        if "." not in key:
+            raise SweepError(
+                f"[grid] {key}: expected a dotted config key such as agents.n, or a list of tables of "
+                "dotted keys set together"
+            )
+        if key in RESERVED:
+            raise SweepError(f"[grid] {key}: set by the sweep itself (use [sweep] seeds for seeds)")
+    keys = [k for key, values in grid.items() for k in (values[0] if "." not in key else [key])]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise SweepError(f"[grid] {repeated[0]}: set by more than one grid entry")
     return grid
+
+
+def _tied(name: str, values: list[Mapping[str, Any]]) -> None:
+    """Check a grid entry of tied keys: every value a table of the same dotted config keys."""
+    keys = list(flatten(values[0]))
+    for value in values:
+        found = list(flatten(value))
+        if not found or sorted(found) != sorted(keys):
+            raise SweepError(f"[grid] {name}: every table must set the same keys, got {found} and {keys}")
+    for key in keys:
+        if "." not in key:
+            raise SweepError(f"[grid] {name}: {key}: expected a dotted config key such as algo.M")
+        if key in RESERVED:
+            raise SweepError(f"[grid] {name}: {key} is set by the sweep itself")
+
+
+def _point(grid: Mapping[str, list[Any]], point: tuple[Any, ...]) -> dict[str, Any]:
+    """The config keys and values of one grid point, tied entries spread into their keys."""
+    values: dict[str, Any] = {}
+    for key, value in zip(grid, point):
+        values.update(flatten(value) if "." not in key else {key: value})
+    return values
 
 
 def _seeds(sweep: Mapping[str, Any]) -> list[int]:
@@ -227,7 +264,7 @@ def expand(spec_path: str | Path, out_dir: str | Path) -> Sweep:
     runs = Path(out_dir).resolve() / "runs"
     tasks: list[Task] = []
     for setting, point in enumerate(itertools.product(*grid.values())):
-        values = dict(zip(grid, point))
+        values = _point(grid, point)
         folder = f"s{setting:03d}" + (f"_{_slug(values)}" if values else "")
         for seed in seeds:
             overrides = [*fixed, *(f"{k}={toml_value(v)}" for k, v in values.items()), f"run.seed={seed}"]

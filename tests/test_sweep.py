@@ -57,6 +57,24 @@ def test_grid_times_seeds(tmp_path):
     assert len({os.path.dirname(t.out) for t in first}) == 1
 
 
+def test_tied_keys_move_together(tmp_path):
+    path = spec(
+        tmp_path,
+        '[sweep]\nconfig = "base.toml"\nseeds = [1, 2]\n[grid]\n"algo.sigma" = [0.05, 0.2]\n'
+        'shape = [{"agents.n" = 2, "policy.hidden" = [4]}, {agents = {n = 6}, policy = {hidden = [8, 8]}}]\n',
+    )
+    sweep = expand(path, tmp_path / "out")
+    assert len(sweep.tasks) == 2 * 2 * 2  # two tied values, not four combinations
+    seen = set()
+    for task in sweep.tasks:
+        cfg = load(task.config, task.overrides)
+        assert set(task.values) == {"algo.sigma", "agents.n", "policy.hidden"}
+        assert cfg.agents.n == task.values["agents.n"] and list(cfg.policy.hidden) == task.values["policy.hidden"]
+        seen.add((cfg.algo.sigma, cfg.agents.n, cfg.policy.hidden, cfg.run.seed))
+    assert {(n, h) for _, n, h, _ in seen} == {(2, (4,)), (6, (8, 8))} and len(seen) == 8
+    assert "agents.n=6_policy.hidden=-8-8" in sweep.tasks[-1].out
+
+
 def test_sweep_command_writes_task_lines(tmp_path):
     path = spec(
         tmp_path,
@@ -96,6 +114,17 @@ def test_sweep_command_writes_task_lines(tmp_path):
         ('[sweep]\nconfig = "base.toml"\n[grid]\n"agents.n" = []\n', "[grid] agents.n: expected a non-empty list"),
         ('[sweep]\nconfig = "base.toml"\n[grid]\n"run.seed" = [1, 2]\n', "[grid] run.seed: set by the sweep"),
         ('[sweep]\nconfig = "base.toml"\nset = ["run.out=x.h5"]\n', "is set by the sweep itself"),
+        ('[sweep]\nconfig = "base.toml"\n[grid]\nn = [2, 4]\n', "[grid] n: expected a dotted config key"),
+        (
+            '[sweep]\nconfig = "base.toml"\n[grid]\nb = [{"agents.n" = 2}, {"algo.sigma" = 0.1}]\n',
+            "[grid] b: every table must set the same keys",
+        ),
+        ('[sweep]\nconfig = "base.toml"\n[grid]\nb = [{n = 2}]\n', "[grid] b: n: expected a dotted config key"),
+        ('[sweep]\nconfig = "base.toml"\n[grid]\nb = [{"run.seed" = 2}]\n', "run.seed is set by the sweep"),
+        (
+            '[sweep]\nconfig = "base.toml"\n[grid]\n"agents.n" = [2]\nb = [{"agents.n" = 4}]\n',
+            "[grid] agents.n: set by more than one grid entry",
+        ),
         (
             '[sweep]\nconfig = "base.toml"\n[grid]\n"agents.n" = [2, 0]\n',
             "task 1 (agents.n=0, seed 0): agents.n: must be >= 1",
