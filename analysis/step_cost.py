@@ -41,10 +41,11 @@ def seconds_per_step(path: str, steps: int, repeats: int, seed: int = 0) -> tupl
     rng = np.random.default_rng(seed)
     if cfg.algo.name in STOCHASTIC:
         policy = make_stochastic_policy(cfg.policy, spec)
-        draw = policy.sampler(policy.init(rng), rng)
+        draw = policy.batch_sampler(policy.init(rng)[None], [rng])  # one agent: a batch of one
+        one = np.zeros(1, dtype=np.int64)
 
         def act(obs):
-            return draw(encode(obs))[0]
+            return policy.env_actions(draw(one, encode(obs)[None]))[0]
     elif cfg.algo.name in TABULAR:
         q = TabularQ(spec.discrete_obs, spec.n_actions)
         greedy = q.actor(rng.normal(size=q.size))

@@ -79,11 +79,11 @@ def test_afedpg_lookahead_and_momentum_by_hand(monkeypatch, where):
     worker.begin(0, np.zeros(5))
     points = []
 
-    def gradient(theta, round, agent, k):
-        points.append(theta.copy())
-        return np.array([10.0, -10.0]), 0.0, 0.0, 1
+    def gradients(thetas, round, jobs):
+        points.extend(thetas.copy())
+        return [(np.array([10.0, -10.0]), 0.0, 0.0, 1)] * len(jobs)
 
-    monkeypatch.setattr(worker.sampler, "gradient", gradient)
+    monkeypatch.setattr(worker.sampler, "gradients", gradients)
     # the agent holds t = 2, theta = (1, 2), d = (3, 4): ||d|| = 5, so the last step was alpha d / 5
     worker.receive(0, np.array([2.0, 1.0, 2.0, 3.0, 4.0]))
     sent = worker.compute(0)
@@ -107,7 +107,7 @@ def test_afedpg_agents_first_message_is_its_gradient():
     cfg = load(None, ['algo.name="afedpg"'])
     worker = AFedPGWorker(Context(cfg, 0, spec_of(make_env(cfg.env))), [0])
     worker.begin(0, np.array([0.0, 1.0, 2.0, 3.0, 4.0]))  # t = 0: no step yet, no momentum to carry
-    worker.sampler.gradient = lambda theta, *_: (theta * 0 + 7.0, 0.0, 0.0, 1)
+    worker.sampler.gradients = lambda thetas, round, jobs: [(theta * 0 + 7.0, 0.0, 0.0, 1) for theta in thetas]
     np.testing.assert_array_equal(worker.compute(0), [7.0, 7.0])
 
 

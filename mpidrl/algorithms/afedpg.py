@@ -117,16 +117,23 @@ class AFedPGWorker(RoundTripWorker):
         self.state[agent] = state.copy()
 
     def compute(self, agent: int) -> np.ndarray:
-        """The agent's next message from the state it holds: g at the lookahead, or the momentum d."""
+        return self.compute_many([agent])[0]
+
+    def compute_many(self, agents: Sequence[int]) -> list[np.ndarray]:
+        """Each agent's next message from the state it holds: g at its lookahead, or its momentum d (the
+        trajectories of all of them as one batch, each at its own point)."""
         algo = self.ctx.cfg.algo
-        point = lookahead(self.state[agent], algo.eta, algo.alpha)
-        k = len(self.returns[agent])
-        g, disc, ret, steps = self.sampler.gradient(point, self.round, agent, k)
-        self.returns[agent].append((disc, ret, steps))
-        if algo.momentum == "learner":
-            return g
-        t, _, d = unpack_state(self.state[agent])
-        return momentum(d, g, t, algo.eta)
+        points = np.stack([lookahead(self.state[a], algo.eta, algo.alpha) for a in agents])
+        jobs = [(a, len(self.returns[a])) for a in agents]
+        out = []
+        for a, (g, disc, ret, steps) in zip(agents, self.sampler.gradients(points, self.round, jobs)):
+            self.returns[a].append((disc, ret, steps))
+            if algo.momentum == "learner":
+                out.append(g)
+            else:
+                t, _, d = unpack_state(self.state[a])
+                out.append(momentum(d, g, t, algo.eta))
+        return out
 
     def result(self, agent: int, applied: int) -> AgentResult:
         return round_result(self.returns[agent], applied)

@@ -110,28 +110,39 @@ class LAPGWorker(SyncWorker):
         self.history = (self.history + [payload.copy()])[-(self.ctx.cfg.algo.D + 1) :]
 
     def act(self, round: int, agent: int) -> AgentResult:
+        return self.act_many(round, [agent])[0]
+
+    def act_many(self, round: int, agents: Sequence[int]) -> list[AgentResult]:
+        """Each agent's mean gradient of ``algo.batch`` trajectories at the broadcast theta (the k-th
+        trajectories of all the agents as one batch) and its lazy upload rule."""
         algo = self.ctx.cfg.algo
         if self.sampled_round != round:
             self.sampler.start(round)
             self.sampled_round = round
         theta = self.history[-1]
-        out = [self.sampler.gradient(theta, round, agent, k) for k in range(algo.batch)]
-        g = np.mean([o[0] for o in out], axis=0)
-        change = float(np.sum((g - self.last[agent]) ** 2))
+        outs = [self.sampler.gradients(theta, round, [(a, k) for a in agents]) for k in range(algo.batch)]
         limit = threshold(self.history, algo.alpha, self.ctx.n, algo.xi, algo.D)
-        send = round == 0 or change > limit or self.stale[agent] >= algo.max_staleness
-        if send:
-            self.last[agent], self.stale[agent] = g, 0
-        else:
-            self.stale[agent] += 1
-        return AgentResult(
-            message=g if send else None,
-            reward=float(np.mean([o[1] for o in out])),
-            ret=float(np.mean([o[2] for o in out])),
-            episodes=algo.batch,
-            steps=sum(o[3] for o in out),
-            diagnostics=(change, limit),
-        )
+        results = []
+        for i, agent in enumerate(agents):
+            out = [batch[i] for batch in outs]
+            g = np.mean([o[0] for o in out], axis=0)
+            change = float(np.sum((g - self.last[agent]) ** 2))
+            send = round == 0 or change > limit or self.stale[agent] >= algo.max_staleness
+            if send:
+                self.last[agent], self.stale[agent] = g, 0
+            else:
+                self.stale[agent] += 1
+            results.append(
+                AgentResult(
+                    message=g if send else None,
+                    reward=float(np.mean([o[1] for o in out])),
+                    ret=float(np.mean([o[2] for o in out])),
+                    episodes=algo.batch,
+                    steps=sum(o[3] for o in out),
+                    diagnostics=(change, limit),
+                )
+            )
+        return results
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {

@@ -35,9 +35,10 @@ from typing import Literal
 import numpy as np
 
 from mpidrl import rng
-from mpidrl.algorithms.pg import discounted_return, gpomdp, sample_trajectory
+from mpidrl.algorithms.pg import discounted_return, gpomdp, sample_trajectories
 from mpidrl.config import AlgoParams, require
-from mpidrl.envs import make_env, observation_encoder
+from mpidrl.envs import batch_encoder
+from mpidrl.envs.vector import EnvPool
 from mpidrl.policies import make_stochastic_policy
 from mpidrl.protocols import AgentResult, AggregateLearner, AggregateWorker, Context, LearnerBase
 
@@ -156,27 +157,54 @@ def initial_theta(ctx: Context, policy) -> np.ndarray:
 
 
 class AgentSampler:
-    """The trajectories and GPOMDP gradients of a block of agents, keyed by (round, agent, k)."""
+    """The trajectories and GPOMDP gradients of a block of agents, keyed by (round, agent, k), computed
+    for many agents at once (one batch of environments, one forward pass a step)."""
 
     def __init__(self, ctx: Context, agents: Sequence[int]):
         self.ctx = ctx
         self.agents = list(agents)
         self.policy = make_stochastic_policy(ctx.cfg.policy, ctx.env_spec)
-        self.envs = {a: make_env(ctx.cfg.env, a) for a in self.agents}
-        self.encode = observation_encoder(ctx.env_spec)
+        self.pool = EnvPool(ctx.cfg.env, self.agents)
+        self.encode = batch_encoder(ctx.env_spec)
         self.gens: dict[int, np.random.Generator] = {}
 
     def start(self, round: int) -> None:
         """Fresh action generators: agent a's k-th gradient of the round always sees the same draws."""
         self.gens = {a: rng.generator(self.ctx.seed, self.ctx.trial, rng.Stream.EXPLORE, round, a) for a in self.agents}
 
+    def gradients(
+        self, thetas: np.ndarray, round: int, jobs: Sequence[tuple[int, int]]
+    ) -> list[tuple[np.ndarray, float, float, int]]:
+        """(gradient, discounted return, return, steps) of each job (agent, k): the agent's k-th trajectory
+        of the round at ``thetas`` (one parameter vector for all, or one row per job). An agent appears at
+        most once (its trajectories of a round follow one another in its generator), and after its
+        trajectories 0 .. k - 1."""
+        cfg = self.ctx.cfg
+        agents = [a for a, _ in jobs]
+        assert len(set(agents)) == len(agents), "one trajectory per agent at a time"
+        if thetas.ndim == 1:
+            thetas = np.broadcast_to(thetas, (len(jobs), thetas.size))
+        seeds = [rng.reset_seed(cfg.run.seed, self.ctx.trial, round, a, k) for a, k in jobs]
+        trajs = sample_trajectories(
+            self.pool.batch(agents), self.policy, thetas, [self.gens[a] for a in agents], self.encode, cfg.algo.H, seeds
+        )
+        gamma = cfg.env.gamma
+        return [
+            (
+                gpomdp(self.policy, theta, traj, gamma),
+                discounted_return(traj.rewards, gamma),
+                float(traj.rewards.sum()),
+                traj.steps,
+            )
+            for theta, traj in zip(thetas, trajs)
+        ]
+
     def gradient(self, theta: np.ndarray, round: int, agent: int, k: int) -> tuple[np.ndarray, float, float, int]:
         """(gradient, discounted return, return, steps) of agent's k-th trajectory of the round."""
-        cfg = self.ctx.cfg
-        seed = rng.reset_seed(cfg.run.seed, self.ctx.trial, round, agent, k)
-        traj = sample_trajectory(self.envs[agent], self.policy, theta, self.encode, cfg.algo.H, seed, self.gens[agent])
-        g = gpomdp(self.policy, theta, traj, cfg.env.gamma)
-        return g, discounted_return(traj.rewards, cfg.env.gamma), float(traj.rewards.sum()), traj.steps
+        return self.gradients(theta, round, [(agent, k)])[0]
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 class NIGTState(LearnerBase):
@@ -244,9 +272,14 @@ class NIGTWorker(AggregateWorker):
         self.returns = {a: [] for a in self.agents}
 
     def compute(self, agent: int) -> None:
-        g, disc, ret, steps = self.sampler.gradient(self.point, self.round, agent, len(self.grads[agent]))
-        self.grads[agent].append(g)
-        self.returns[agent].append((disc, ret, steps))
+        self.compute_many([agent])
+
+    def compute_many(self, agents: Sequence[int]) -> None:
+        """The next gradient of each of ``agents`` at the query point, their trajectories as one batch."""
+        jobs = [(a, len(self.grads[a])) for a in agents]
+        for a, (g, disc, ret, steps) in zip(agents, self.sampler.gradients(self.point, self.round, jobs)):
+            self.grads[a].append(g)
+            self.returns[a].append((disc, ret, steps))
 
     def gradient(self, agent: int, k: int) -> np.ndarray:
         return self.grads[agent][k]

@@ -10,13 +10,14 @@ discounted rewards-to-go *including* the factor gamma^t of the paper's formula (
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec
+from mpidrl.envs.vector import EnvBatch, rollout
 from mpidrl.policies.stochastic import CategoricalMLP, GaussianMLP, make_stochastic_policy
 
 
@@ -41,29 +42,33 @@ class Trajectory:
         return len(self.rewards)
 
 
-def sample_trajectory(
-    env: gym.Env,
+def sample_trajectories(
+    batch: EnvBatch,
     policy: CategoricalMLP | GaussianMLP,
-    theta: np.ndarray,
-    encode,
+    thetas: np.ndarray,
+    gens: Sequence[np.random.Generator],
+    encode: Callable[[np.ndarray], np.ndarray],
     horizon: int,
-    seed: int,
-    rng: np.random.Generator,
-) -> Trajectory:
-    """Run ``policy`` at ``theta`` from ``env.reset(seed=seed)`` for at most ``horizon`` steps."""
-    obs, _ = env.reset(seed=seed)
-    xs, acts, rewards = [], [], []
-    draw = policy.sampler(theta, rng)
-    for _ in range(horizon):
-        x = encode(obs)
-        recorded, action = draw(x)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        xs.append(x)
-        acts.append(recorded)
-        rewards.append(float(reward))
-        if terminated or truncated:
-            break
-    return Trajectory(np.array(xs), np.array(acts), np.array(rewards))
+    seeds: Sequence[int],
+) -> list[Trajectory]:
+    """One trajectory in each sub-environment e of ``batch``: ``policy`` at ``thetas[e]`` drawing from
+    ``gens[e]``, from ``reset(seed=seeds[e])``, for at most ``horizon`` steps (fewer if the environment
+    terminates or truncates). All of them step together (one forward pass a step); each is the trajectory
+    it would be alone. ``encode``: raw observations [B, ...] to the policy's inputs [B, obs_dim]."""
+    draw = policy.batch_sampler(thetas, gens)
+    episodes = rollout(
+        batch, lambda active, obs: draw(active, encode(obs)), 1.0, seeds, record=True, horizon=horizon,
+        act=policy.env_actions,
+    )  # fmt: skip
+    out = []
+    for e, steps in enumerate(episodes.steps.tolist()):
+        xs = encode(episodes.observations[e, :steps])
+        out.append(
+            Trajectory(
+                np.array(xs, dtype=np.float64), episodes.actions[e, :steps].copy(), episodes.rewards[e, :steps].copy()
+            )
+        )
+    return out
 
 
 def rewards_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:

@@ -189,6 +189,14 @@ def observation_encoder(spec: EnvSpec) -> Callable[[object], np.ndarray]:
     return lambda obs: np.asarray(obs, dtype=np.float64)
 
 
+def batch_encoder(spec: EnvSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`observation_encoder` for a batch of raw observations [B, ...]: rows [B, obs_dim]."""
+    if spec.discrete_obs:
+        eye = np.eye(spec.discrete_obs)
+        return lambda obs: eye[np.asarray(obs, dtype=np.int64)]
+    return lambda obs: np.asarray(obs, dtype=np.float64)
+
+
 @dataclass
 class Episode:
     """Outcome of one episode."""

@@ -368,10 +368,16 @@ def rollout(
     gamma: float,
     seeds: Sequence[int],
     record: bool = False,
+    horizon: int = 0,
+    act: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Episodes:
     """One episode in every sub-environment from ``reset(seed=seeds[e])``; ``policy(active, obs)`` gives the
     actions of the sub-environments ``active`` (indices, increasing) from their observations. ``active``
-    is the same array object from one step to the next until an episode ends."""
+    is the same array object from one step to the next until an episode ends.
+
+    ``horizon``: episodes still running after this many steps stop there (0: none), truncated. ``act``:
+    the environments step with ``act(actions)`` (what is recorded is the policy's own output).
+    """
     obs, _ = batch.reset(seed=list(seeds))
     n = batch.num_envs
     discounted, undiscounted, steps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
@@ -379,9 +385,10 @@ def rollout(
     trace = [(np.arange(n), obs, None, None)]
     active, discount = np.arange(n), 1.0
     sums, totals, t = np.zeros(n), np.zeros(n), 0  # the running episodes' sums, compact
-    while active.size:
+    stop = horizon or -1  # t never reaches -1
+    while active.size and t != stop:
         actions = policy(active, obs)
-        obs, reward, terminated, truncated = batch.step_active(active, actions)
+        obs, reward, terminated, truncated = batch.step_active(active, actions if act is None else act(actions))
         sums += discount * reward
         totals += reward
         discount *= gamma
@@ -395,6 +402,9 @@ def rollout(
             terminated_all[done] = terminated[ended]
             keep = ~ended
             active, obs, sums, totals = active[keep], obs[keep], sums[keep], totals[keep]
+    if active.size:  # stopped at the horizon
+        discounted[active], undiscounted[active], steps[active] = sums, totals, t
+        batch.done[active] = True
     out = Episodes(discounted, undiscounted, steps, terminated_all)
     if record:
         out.observations, out.actions, out.rewards = _trajectories(trace, n)

@@ -107,20 +107,32 @@ class MLP:
 
     def batch_actor(self, thetas: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """``(active, obs) -> actions`` for the parameter rows ``active`` of ``thetas`` [E, d] (increasing
-        indices) and their raw observations [len(active), obs_dim]: one forward pass for all of them.
-
-        Each row's actions are the bits :meth:`actor` (``raw=True``) gives for that row alone (over discrete
-        states both look the action up in :meth:`greedy_table`): a stacked
-        ``matmul`` multiplies each row as the single product does, and the activations act elementwise.
-        The weights of the agents still acting are kept gathered in compact arrays: while at least 3/4 of
-        the gathered rows still act, the pass runs over all of them (a row's outputs do not depend on the
-        others) and only the acting rows' actions are returned; below that the acting rows are gathered
-        again. ``active`` is compared by identity: a caller keeps the same array while the set is
-        unchanged, as :func:`mpidrl.envs.vector.rollout` does.
-        """
+        indices) and their raw observations [len(active), obs_dim]: one forward pass for all of them
+        (:meth:`batch_outputs`), each row's actions the bits :meth:`actor` (``raw=True``) gives for that row
+        alone (over discrete states both look the action up in :meth:`greedy_table`)."""
         if self.spec.discrete_obs:  # raw observations are state indices: one lookup table per row
             table = self.greedy_table(thetas)
             return lambda active, obs: table[active, obs]
+        outputs = self.batch_outputs(thetas)
+        if self.spec.discrete_actions:
+            return lambda active, obs: outputs(active, obs).argmax(axis=1)
+        low, half = self._low, self._half_range
+        return lambda active, obs: low + (np.tanh(outputs(active, obs)) + 1.0) * half
+
+    def batch_outputs(self, thetas: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``(active, x) -> outputs`` [len(active), out] of the parameter rows ``active`` of ``thetas``
+        [E, d] (increasing indices; a broadcast view of one row serves a batch sharing its parameters) for
+        their inputs ``x`` [len(active), obs_dim]: one forward pass for all of them.
+
+        Each row's outputs are the bits :meth:`forward` gives for that row and one input: a stacked
+        ``matmul`` multiplies each row as the single product does, and the activations act elementwise
+        (one row acting alone takes the single product itself).
+        The weights of the rows still acting are kept gathered in compact arrays: while at least 3/4 of
+        the gathered rows still act, the pass runs over all of them (a row's outputs do not depend on the
+        others) and only the acting rows' outputs are returned; below that the acting rows are gathered
+        again. ``active`` is compared by identity: a caller keeps the same array while the set is
+        unchanged, as :func:`mpidrl.envs.vector.rollout` does.
+        """
         n = thetas.shape[0]
         full, pos = [], 0
         for fan_in, fan_out in self.shapes:
@@ -128,11 +140,21 @@ class MLP:
             pos += fan_in * fan_out
             full.append((w, thetas[:, pos : pos + fan_out]))
             pos += fan_out
-        act, discrete = self.activation, self.spec.discrete_actions
-        low, half = (None, None) if discrete else (self._low, self._half_range)
+        act = self.activation
         current: dict[str, Any] = {"active": None, "rows": np.arange(n), "layers": full, "at": None}
+        alone: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # row -> its layers, for one row acting
 
         def forward(active: np.ndarray, obs: np.ndarray) -> np.ndarray:
+            if len(active) == 1:  # the single product, the same bits with less overhead
+                e = int(active[0])
+                layers = alone.get(e)
+                if layers is None:
+                    layers = alone[e] = [(w[e], b[e]) for w, b in full]
+                x = obs[0]
+                for w, b in layers[:-1]:
+                    x = act(x @ w + b)
+                w, b = layers[-1]
+                return (x @ w + b)[None]
             if active is not current["active"]:
                 rows = current["rows"]
                 at = np.searchsorted(rows, active)
@@ -153,9 +175,7 @@ class MLP:
             for w, b in hidden:
                 x = act(np.matmul(x[:, None, :], w)[:, 0, :] + b)
             out = np.matmul(x[:, None, :], w_out)[:, 0, :] + b_out
-            if at is not None:
-                out = out[at]
-            return out.argmax(axis=1) if discrete else low + (np.tanh(out) + 1.0) * half
+            return out if at is None else out[at]
 
         return forward
 

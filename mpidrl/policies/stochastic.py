@@ -1,7 +1,9 @@
 """Stochastic MLP policies for policy gradients, with hand-written log-probability gradients.
 
 Both policies share the layout of :class:`~mpidrl.policies.mlp.MLP` (per layer ``W`` then ``b``) and add
-a backward pass. The estimator needs ``sum_t w_t grad log pi(a_t | s_t)`` (GPOMDP weights ``w_t``), so
+a backward pass. They act on batches: :meth:`batch_sampler` draws the actions of many rows of parameters
+(agents) at once, each from its own generator (a batch of one is one agent). The estimator needs
+``sum_t w_t grad log pi(a_t | s_t)`` (GPOMDP weights ``w_t``), so
 :meth:`StochasticMLP.grad_log_prob` takes a whole trajectory and its weights and returns one d-vector
 from a single batched backward pass.
 
@@ -17,6 +19,8 @@ uniform (categorical) or zero-mean with std softplus(0) + MIN_STD ~ 0.69 (Gaussi
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -104,21 +108,24 @@ class CategoricalMLP(StochasticMLP):
     ):
         super().__init__(spec, hidden, activation, spec.n_actions, init)
 
-    def sample(self, theta: np.ndarray, obs: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
-        """(recorded action, environment action) for one observation; both are the action index."""
-        return self.sampler(theta, rng)(obs)
+    def batch_sampler(self, thetas: np.ndarray, gens: Sequence[np.random.Generator]):
+        """``(active, x) -> actions`` for the rows ``active`` of ``thetas`` [E, d] and their inputs x: row
+        e draws one uniform from ``gens[e]`` per step and takes the action where it falls in the
+        cumulative softmax (inverse CDF), the bits one row alone would give."""
+        outputs = self.batch_outputs(thetas)
 
-    def sampler(self, theta: np.ndarray, rng: np.random.Generator):
-        """obs -> (action, action) at fixed theta: inverse-CDF draw of one uniform per step."""
-        out = self.features(theta)
-
-        def draw(obs: np.ndarray) -> tuple[int, int]:
-            z = out(obs)
-            cdf = np.cumsum(np.exp(z - z.max()))
-            a = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), cdf.size - 1)
-            return a, a
+        def draw(active: np.ndarray, x: np.ndarray) -> np.ndarray:
+            z = outputs(active, x)
+            cdf = np.cumsum(np.exp(z - z.max(axis=1, keepdims=True)), axis=1)
+            u = np.array([gens[e].random() for e in active.tolist()])
+            # searchsorted(cdf, u * total, side="right") of each row: the entries <= the point
+            return np.minimum((cdf <= (u * cdf[:, -1])[:, None]).sum(axis=1), cdf.shape[1] - 1)
 
         return draw
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """The environments' actions of recorded actions: the same indices."""
+        return actions
 
     def log_prob(self, theta: np.ndarray, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """log pi(a_t | s_t) for a batch."""
@@ -158,20 +165,22 @@ class GaussianMLP(StochasticMLP):
         """The environment action of a pre-squash sample u."""
         return self._low + (np.tanh(u) + 1.0) * self._half_range
 
-    def sample(self, theta: np.ndarray, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(u, squashed action) for one observation."""
-        return self.sampler(theta, rng)(obs)
+    def batch_sampler(self, thetas: np.ndarray, gens: Sequence[np.random.Generator]):
+        """``(active, x) -> u`` for the rows ``active`` of ``thetas`` [E, d] and their inputs x: row e
+        draws k standard normals from ``gens[e]`` per step, u = mu + std * z (the bits one row alone
+        would give); the environments get :meth:`env_actions` of u."""
+        outputs, k = self.batch_outputs(thetas), self.k
 
-    def sampler(self, theta: np.ndarray, rng: np.random.Generator):
-        """obs -> (u, squashed action) at fixed theta."""
-        out, k = self.features(theta), self.k
-
-        def draw(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            o = out(obs)
-            u = o[:k] + (_softplus(o[k:]) + MIN_STD) * rng.standard_normal(k)
-            return u, self.squash(u)
+        def draw(active: np.ndarray, x: np.ndarray) -> np.ndarray:
+            o = outputs(active, x)
+            z = np.array([gens[e].standard_normal(k) for e in active.tolist()]).reshape(len(active), k)
+            return o[:, :k] + (_softplus(o[:, k:]) + MIN_STD) * z
 
         return draw
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """The environments' actions of pre-squash samples u [B, k]."""
+        return self.squash(actions)
 
     def log_prob(self, theta: np.ndarray, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """log N(u_t; mu(s_t), std(s_t)) for a batch of pre-squash actions u_t [T, k]."""

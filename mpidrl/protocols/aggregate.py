@@ -3,10 +3,12 @@
 A round (:class:`AggregateRounds`), on every rank at once::
 
     worker.begin(round)                     # the query point; no broadcast, every rank has the state
-    collect: each rank computes its agents' gradients, one at a time, earliest due first; after each
-             one it Isends a REPORT (agent, round, k) to rank 0. Rank 0, polling its reports between
-             its own gradients, applies the worker's stopping rule to the per-agent counts; when it holds
-             it Isends to every rank a STOP carrying the accepted count m_i of each of its agents.
+    collect: each rank computes its agents' gradients, the next one of every agent that is due as one
+             batch (``worker.compute_many``; in simulated time every agent short of its planned count
+             is due); after each gradient it Isends a REPORT (agent, round, k) to rank 0. Rank 0,
+             polling its reports between its own gradients, applies the worker's stopping rule to the
+             per-agent counts; when it holds it Isends to every rank a STOP carrying the accepted count
+             m_i of each of its agents.
              Work not finished when the STOP arrives is dropped.
     one Allreduce of an [n, d + 1] buffer: row i = (sum of agent i's first m_i gradients, m_i)
     every rank combines the rows (``worker.combine``) and applies the result (``worker.apply``);
@@ -98,6 +100,11 @@ class AggregateWorker(Stateful):
     @abc.abstractmethod
     def compute(self, agent: int) -> None:
         """One more gradient of ``agent`` (its k-th of the round), kept until the round ends."""
+
+    def compute_many(self, agents: Sequence[int]) -> None:
+        """One more gradient of each of ``agents`` (distinct); override to compute them as one batch."""
+        for agent in agents:
+            self.compute(agent)
 
     @abc.abstractmethod
     def gradient(self, agent: int, k: int) -> np.ndarray:
@@ -375,29 +382,33 @@ def collect(
         # release the sends that completed (the rest are completed after rank 0's drain)
         sends = [(m, req) for m, req in sends if not req.Test()]
         ready = [j for j in range(len(agents)) if computed[j] < caps[agents[j]]]
-        j = min(ready, key=lambda j: (due[j], j)) if ready else None
         now = time.perf_counter()
-        if j is not None and now >= due[j]:
-            worker.compute(agents[j])
-            header = (agents[j], round, computed[j])
-            if size:
-                msg = np.concatenate([np.array(header, dtype=np.float64), worker.gradient(agents[j], int(computed[j]))])
-            else:
-                msg = np.array(header, dtype=np.int64)
-            sends.append((msg, rt.isend(msg, 0, report_tag(round))))
-            computed[j] += 1
-            due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
+        wave = [j for j in ready if due[j] <= now]
+        if wave:
+            worker.compute_many([agents[j] for j in wave])
+            for j in wave:
+                header = (agents[j], round, computed[j])
+                if size:
+                    grad = worker.gradient(agents[j], int(computed[j]))
+                    msg = np.concatenate([np.array(header, dtype=np.float64), grad])
+                else:
+                    msg = np.array(header, dtype=np.int64)
+                sends.append((msg, rt.isend(msg, 0, report_tag(round))))
+                computed[j] += 1
+            now = time.perf_counter()
+            for j in wave:
+                due[j] = now + delay(agents[j], int(computed[j]))
             pause = 1e-5
             continue
-        wait = rt.max_sleep if j is None else min(rt.max_sleep, due[j] - now)
+        wait = rt.max_sleep if not ready else min(rt.max_sleep, min(due[j] for j in ready) - now)
         time.sleep(max(min(pause, wait), 1e-6))
         pause = min(2 * pause, rt.max_sleep)
     return accepted, computed, coord, sends
 
 
 def compute_quota(worker: AggregateWorker, caps: np.ndarray, delay) -> np.ndarray:
-    """Every hosted agent computes ``caps[agent]`` gradients, earliest due first (agents of one rank
-    wait for their injected delays concurrently, as separate machines would)."""
+    """Every hosted agent computes ``caps[agent]`` gradients, the ones due together as one batch (agents
+    of one rank wait for their injected delays concurrently, as separate machines would)."""
     agents = worker.agents
     computed = np.zeros(len(agents), dtype=np.int64)
     now = time.perf_counter()
@@ -406,13 +417,16 @@ def compute_quota(worker: AggregateWorker, caps: np.ndarray, delay) -> np.ndarra
         ready = [j for j in range(len(agents)) if computed[j] < caps[agents[j]]]
         if not ready:
             return computed
-        j = min(ready, key=lambda j: (due[j], j))
-        wait = due[j] - time.perf_counter()
+        wait = min(due[j] for j in ready) - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-        worker.compute(agents[j])
-        computed[j] += 1
-        due[j] = time.perf_counter() + delay(agents[j], int(computed[j]))
+        now = time.perf_counter()
+        wave = [j for j in ready if due[j] <= now]
+        worker.compute_many([agents[j] for j in wave])
+        now = time.perf_counter()
+        for j in wave:
+            computed[j] += 1
+            due[j] = now + delay(agents[j], int(computed[j]))
 
 
 def aggregate_traffic(

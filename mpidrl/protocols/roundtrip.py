@@ -3,7 +3,8 @@
 A round (:class:`RoundTrips`), on every rank at once::
 
     rank 0 broadcasts the learner's state (``learner.downlink()``); every agent starts from it
-    agents: compute a gradient from the state they hold (``worker.compute``), Isend it (GRADIENT:
+    agents: compute a gradient from the state they hold (``worker.compute_many``: every agent of the rank
+            that holds its reply, as one batch), Isend it (GRADIENT:
             [agent, k, g], d + 2 float64), wait for the REPLY ([agent, state], 1 + len(state) float64),
             repeat; with ``delay`` seconds injected before each gradient (real mode)
     rank 0: applies each arriving gradient (``learner.apply``, which returns the state to reply with; real
@@ -93,6 +94,10 @@ class RoundTripWorker(Stateful):
     @abc.abstractmethod
     def compute(self, agent: int) -> np.ndarray:
         """The agent's next gradient, from the state it holds."""
+
+    def compute_many(self, agents: Sequence[int]) -> list[np.ndarray]:
+        """The next gradient of each of ``agents`` (distinct); override to compute them as one batch."""
+        return [self.compute(agent) for agent in agents]
 
     @abc.abstractmethod
     def result(self, agent: int, applied: int) -> AgentResult:
@@ -276,13 +281,12 @@ class RoundTrips(AsyncRounds):
             ready = [
                 j for j in range(len(agents)) if not waiting[j] and computed[j] < caps[agents[j]] and due[j] <= now
             ]
-            if ready:
-                j = ready[0]
-                g = worker.compute(agents[j])
-                msg = np.concatenate([[float(agents[j]), float(computed[j])], g])
-                sends.append((msg, rt.isend(msg, 0, Tag.GRADIENT)))
-                computed[j] += 1
-                waiting[j] = True
+            if ready:  # every agent holding a reply and due computes, as one batch
+                for j, g in zip(ready, worker.compute_many([agents[j] for j in ready])):
+                    msg = np.concatenate([[float(agents[j]), float(computed[j])], g])
+                    sends.append((msg, rt.isend(msg, 0, Tag.GRADIENT)))
+                    computed[j] += 1
+                    waiting[j] = True
                 pause = 1e-5
                 continue
             time.sleep(pause)

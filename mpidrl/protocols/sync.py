@@ -187,6 +187,10 @@ class SyncWorker(Stateful):
     def act(self, round: int, agent: int) -> AgentResult:
         """Run logical agent ``agent``'s episode(s) for round ``round``."""
 
+    def act_many(self, round: int, agents: Sequence[int]) -> list[AgentResult]:
+        """:meth:`act` of each of ``agents``; override to run them as one batch."""
+        return [self.act(round, agent) for agent in agents]
+
 
 class PerAgent(BlockWorker):
     """A :class:`BlockWorker` made of one per-agent worker per trial, acting agent by agent."""
@@ -200,7 +204,8 @@ class PerAgent(BlockWorker):
             worker.receive(payload)
 
     def act(self, round: int, agents: Sequence[int]) -> Results:
-        done = [worker.act(round, agent) for agent in agents for worker in self.workers]
+        by_trial = [worker.act_many(round, agents) for worker in self.workers]
+        done = [results[i] for i in range(len(agents)) for results in by_trial]  # agent-major
         columns = [np.array([getattr(r, name) for r in done], dtype=np.float64) for name in _RESULT_FIELDS]
         k = len(done[0].diagnostics) if done else 0
         diagnostics = [np.array([r.diagnostics[j] for r in done], dtype=np.float64) for j in range(k)]
