@@ -43,6 +43,29 @@ def test_the_array_cartpole_reproduces_10000_gymnasium_episodes_bit_for_bit():
     assert steps > 10 * episodes  # episodes of more than a few steps: the dynamics, not only the reset
 
 
+def test_one_cartpole_alone_steps_on_python_floats_with_the_same_bits():
+    """A batch whose last episode runs alone steps it on Python floats (``CartPoleBatch._step_one``): 300
+    episodes in batches of one, every step of them down that path, equal Gymnasium's bit for bit."""
+    rng = np.random.default_rng(7)
+    steps = 0
+    for e in range(300):
+        length = 0.5 if e % 2 else 1.25
+        batch, env = CartPoleBatch(1, cap=500, lengths=[length]), gym.make("CartPole-v1")
+        env.unwrapped.length, env.unwrapped.polemass_length = length, env.unwrapped.masspole * length
+        seed = int(rng.integers(2**31 - 1))
+        obs, _ = batch.reset(seed=[seed])
+        assert np.array_equal(env.reset(seed=seed)[0], obs[0])
+        active, done = np.arange(1), False
+        while not done:
+            action = int(obs[0, 2] > 0) ^ int(rng.random() < 0.15)
+            obs, reward, terminated, truncated = batch.step_active(active, np.array([action]))
+            want = env.step(action)
+            assert np.array_equal(want[0], obs[0]) and want[1:4] == (reward[0], terminated[0], truncated[0])
+            assert obs.dtype == np.float32 and terminated.dtype == bool
+            done, steps = bool(terminated[0] or truncated[0]), steps + 1
+    assert steps > 300 * 20
+
+
 def test_rollout_returns_and_the_generic_batch_agree_with_single_episodes():
     cfg = load(None, ['env.id="CartPole-v1"', "env.gamma=0.99", "env.max_steps=60"]).env
     agents, seeds = [0, 1, 2, 3], [11, 12, 13, 14]

@@ -8,7 +8,8 @@ an agent runs its round's episode, then waits for the next round). Three kinds:
   float64 operations in the same order as Gymnasium's ``CartPoleEnv.step`` (``np.cos`` and ``np.sin`` on
   arrays give the bits they give on one number), the same reset draws from each sub-environment's own
   ``np_random``, the same termination, reward and step cap: the same episodes, bit for bit
-  (tests/test_vector.py checks 10 000 of them).
+  (tests/test_vector.py checks 10 000 of them). One sub-environment stepping alone (the tail of a round,
+  an asynchronous agent) steps on Python floats, the same operations at a quarter of the cost.
 - :class:`GridBatch`: mpidrl's grid worlds and Gymnasium's Frozen Lake as tables over (state, action),
   stepped with array lookups. A random grid draws its numbers from the ``np_random`` that
   ``reset(seed=...)`` gives the environment, in the order the environment would: Windy Grid one uniform
@@ -27,6 +28,7 @@ of its agents.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +171,8 @@ class CartPoleBatch(EnvBatch):
         self.state[:, active] = self._state
 
     def _step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        if self._state.shape[1] == 1:
+            return self._step_one(int(actions[0]))
         state = self._state
         x, x_dot, theta, theta_dot = state
         length, polemass_length = self._lengths
@@ -193,6 +197,36 @@ class CartPoleBatch(EnvBatch):
         terminated = (np.abs(state[0]) > self.x_threshold) | (np.abs(state[2]) > self.theta_threshold)
         n = state.shape[1]
         return state.T.astype(np.float32), np.ones(n), terminated, np.zeros(n, dtype=bool)
+
+    def _step_one(self, action: int) -> tuple[np.ndarray, ...]:
+        """:meth:`_step` of one sub-environment on Python floats: the same operations in the same order
+        (``math.cos`` and ``math.sin`` are Gymnasium's own), a quarter of the numpy calls' cost."""
+        x, x_dot, theta, theta_dot = self._state[:, 0].tolist()
+        length, polemass_length = float(self._lengths[0][0]), float(self._lengths[1][0])
+        force = self.force_mag if action == 1 else -self.force_mag
+        costheta, sintheta = math.cos(theta), math.sin(theta)
+        temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / self.total_mass
+        thetaacc = (self.gravity * sintheta - costheta * temp) / (
+            length * (4.0 / 3.0 - self.masspole * (costheta * costheta) / self.total_mass)
+        )
+        xacc = temp - polemass_length * thetaacc * costheta / self.total_mass
+        tau = self.tau
+        if self.euler:
+            x, x_dot, theta, theta_dot = (
+                x + tau * x_dot,
+                x_dot + tau * xacc,
+                theta + tau * theta_dot,
+                theta_dot + tau * thetaacc,
+            )
+        else:
+            x_dot = x_dot + tau * xacc
+            x = x + tau * x_dot
+            theta_dot = theta_dot + tau * thetaacc
+            theta = theta + tau * theta_dot
+        self._state = np.array([[x], [x_dot], [theta], [theta_dot]])
+        terminated = abs(x) > self.x_threshold or abs(theta) > self.theta_threshold
+        obs = np.array([[x, x_dot, theta, theta_dot]], dtype=np.float32)
+        return obs, np.ones(1), np.array([terminated]), np.zeros(1, dtype=bool)
 
 
 class GymBatch(EnvBatch):
