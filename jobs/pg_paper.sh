@@ -6,6 +6,8 @@
 #   jobs/pg_paper.sh straggler   Hopper-v5, n = 10, h = 1 (x 9), 100: sync, Rennala, AFedPG; 100 rounds
 #   jobs/pg_paper.sh parity      HalfCheetah-v5, n = 10, h_i = 1, kappa = 0: sync and AFedPG (5 trials),
 #                                Rennala (1 trial: the same steps as sync, checked); 60 rounds
+#   jobs/pg_paper.sh costly      Hopper-v5, h_i = sqrt(i), kappa_i = sqrt(i) d^(1/4), M = 20: Rennala NIGT
+#                                (Allreduce and per gradient), AFedPG; 100 rounds
 #   jobs/pg_paper.sh long        Hopper-v5, equal times, 1000 rounds (configs/pg/hopper_long.toml)
 #   jobs/pg_paper.sh hetero      Hopper-v5, two agents, the second sees -s with a flag, h_i = sqrt(i):
 #                                Malenia NIGT and AFedPG; 100 rounds
@@ -37,6 +39,11 @@ kappa)
     run kappa${k}_each configs/pg/hopper_kappa.toml rennala-nigt $S --set time.kappa=$k $each
     run kappa$k configs/pg/hopper_kappa.toml afedpg $S --set time.kappa=$k
   done ;;
+costly)
+  C="--set algo.M=20 --set algo.M_init=20"
+  run costly configs/pg/hopper_costly.toml rennala-nigt $S $C
+  run costly_each configs/pg/hopper_costly.toml rennala-nigt $S $C $each
+  run costly configs/pg/hopper_costly.toml afedpg $S $C ;;
 straggler)
   for a in nigt-sync rennala-nigt afedpg; do run straggler configs/pg/hopper_straggler.toml $a $S; done ;;
 parity)
@@ -58,6 +65,10 @@ figures)
       "$O/kappa${k}_rennala-nigt.h5" "$O/kappa${k}_each_rennala-nigt.h5" "$O/kappa${k}_afedpg.h5" \
       --labels "Rennala (Allreduce)" "Rennala (per gradient)" AFedPG
   done
+  $P/pg_time.py --band ci -o docs/figures/pg_paper_costly.png --target 150 \
+    --title "Hopper-v5, h_i = sqrt(i), kappa_i = sqrt(i) d^(1/4), M = 20, 5 trials" \
+    "$O/costly_rennala-nigt.h5" "$O/costly_each_rennala-nigt.h5" "$O/costly_afedpg.h5" \
+    --labels "Rennala (Allreduce)" "Rennala (per gradient)" AFedPG
   $P/pg_time.py --band ci --logx -o docs/figures/pg_paper_straggler.png --title "Hopper-v5, n = 10, h = 1 (x 9), 100, 5 trials" \
     "$O"/straggler_nigt-sync.h5 "$O"/straggler_rennala-nigt.h5 "$O"/straggler_afedpg.h5 --labels "sync NIGT" "Rennala NIGT" AFedPG
   $P/pg_time.py --band ci -o docs/figures/pg_paper_parity.png --title "HalfCheetah-v5, n = 10, h_i = 1, kappa = 0, 5 trials" \
@@ -67,6 +78,6 @@ figures)
   $P/pg_time.py --band ci -o docs/figures/pg_paper_hetero.png --title "Hopper-v5, 2 agents, the second negated, h_i = sqrt(i), 5 trials" \
     "$O"/hetero_malenia-nigt.h5 "$O"/hetero_afedpg.h5 --labels "Malenia NIGT" AFedPG ;;
 *)
-  sed -n '2,15p' "$0"
+  sed -n '2,17p' "$0"
   exit 2 ;;
 esac
