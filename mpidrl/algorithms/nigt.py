@@ -199,13 +199,6 @@ class AgentSampler:
             for theta, traj in zip(thetas, trajs)
         ]
 
-    def gradient(self, theta: np.ndarray, round: int, agent: int, k: int) -> tuple[np.ndarray, float, float, int]:
-        """(gradient, discounted return, return, steps) of agent's k-th trajectory of the round."""
-        return self.gradients(theta, round, [(agent, k)])[0]
-
-    def close(self) -> None:
-        self.pool.close()
-
 
 class NIGTState(LearnerBase):
     """A learner holding the NIGT state of a trial, from theta_0; it evaluates the current theta."""
