@@ -8,7 +8,7 @@ import shlex
 
 import h5py
 import pytest
-from helpers import mpidrl, write_config
+from helpers import ROOT, mpidrl, write_config
 
 from mpidrl.comm.slurm import world_size_mismatch
 from mpidrl.config import load
@@ -317,3 +317,11 @@ def test_a_grid_over_algorithms_names_the_keys_each_switch_drops(tmp_path):
     proc = mpidrl(["sweep", str(path), "-o", str(tmp_path / "sw")])
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
     assert warnings == ["mpidrl: warning: setting s001: algo.name=dql: dropped algo.sigma (dql has no such parameters)"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "jobs" / "sweeps").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_sweep_spec_of_the_repository_expands(tmp_path, path):
+    """The specs the docs name are checked as `mpidrl sweep` would check them: every task's config valid."""
+    sweep = expand(path, tmp_path / "out")
+    assert sweep.tasks and len({t.out for t in sweep.tasks}) == len(sweep.tasks)
+    assert f"mpidrl sweep jobs/sweeps/{path.name}" in path.read_text()  # the spec says how to run it
