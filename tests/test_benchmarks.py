@@ -92,3 +92,10 @@ def test_many_agents_reports_memory_and_the_learners_share():
     out = bench("many_agents.py")
     rows = re.findall(r"^(\d+) \| 2 \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+% \| \d+ \| \d+ \| [\d.-]+ \|", out, re.M)
     assert rows == ["20", "200"], out
+
+
+def test_step_cost_times_every_piece_at_each_batch_size():
+    out = bench("step_cost.py")
+    assert re.search(r"^Gymnasium CartPoleEnv.step, one environment: [\d.]+ us$", out, re.M), out
+    rows = re.findall(r"^(.+) \| (\d+) \| [\d.]+ \| [\d.]+$", out, re.M)
+    assert len(rows) == 4 * 2 and {int(b) for _, b in rows} == {1, 3}, out
