@@ -173,7 +173,9 @@ class GaussianMLP(StochasticMLP):
 
         def draw(active: np.ndarray, x: np.ndarray) -> np.ndarray:
             o = outputs(active, x)
-            z = np.array([gens[e].standard_normal(k) for e in active.tolist()]).reshape(len(active), k)
+            z = np.empty((len(active), k))
+            for row, e in zip(z, active.tolist()):
+                gens[e].standard_normal(out=row)  # k draws into the row: the draws of standard_normal(k)
             return o[:, :k] + (_softplus(o[:, k:]) + MIN_STD) * z
 
         return draw
