@@ -504,3 +504,38 @@ def test_pg_grid_tables_of_a_sweep(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [*args, "--rounds-to", "1000"])
     grid["main"]()
     assert "| 0.1 | inf |" in capsys.readouterr().out
+
+
+def test_espc_settings_pairs_each_espc_run_with_the_es_run_of_its_settings(tmp_path, monkeypatch, capsys):
+    # ES's agent-mean reward is 10 trial + round + 0.1 (+ 100 with zero init); each ESPC setting adds a
+    # known offset to the ES run it must be paired with (the one of the same init; ES has no tail)
+    offsets = {("random", "exact"): lambda r: 3, ("random", "shifted"): lambda r: -1}
+    offsets |= {("zeros", "exact"): lambda r: r - 1.5, ("zeros", "shifted"): lambda r: 0}
+    for init in ("random", "zeros"):
+        base = 100 if init == "zeros" else 0
+        (tmp_path / "es" / "runs" / init).mkdir(parents=True)
+        fake_run(
+            tmp_path / "es" / "runs" / init / "seed0.h5",
+            sets=[f'policy.init="{init}"'],
+            reward=lambda s, t, r, a, base=base: base + 10 * t + r + a / 5,
+        )
+        for tail in ("exact", "shifted"):
+            up = offsets[init, tail]
+            (tmp_path / "espc" / "runs" / f"{init}_{tail}").mkdir(parents=True)
+            fake_run(
+                tmp_path / "espc" / "runs" / f"{init}_{tail}" / "seed0.h5",
+                sets=['algo.name="espc"', "algo.m=1", f'policy.init="{init}"', f'algo.binomial_tail="{tail}"'],
+                reward=lambda s, t, r, a, base=base, up=up: base + 10 * t + r + a / 5 + up(r),
+            )
+    script = runpy.run_path(str(ROOT / "analysis" / "espc_settings.py"))
+    args = ["espc_settings.py", str(tmp_path / "espc"), str(tmp_path / "es"), "--last", "2", "--start", "1"]
+    monkeypatch.setattr(sys, "argv", args)
+    script["main"]()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| algo.binomial_tail | policy.init | ES, last rounds | ESPC, last rounds |")
+    half = scipy.stats.t.ppf(0.975, 1) * np.std([2.6, 12.6], ddof=1) / np.sqrt(2)  # ES random, 2 trials
+    assert lines[2] == f"| exact | random | 7.6 +- {half:.1f} | 10.6 +- {half:.1f} | 3.0 +- 0.0 | 100 % |"
+    # zero init: ESPC - ES = round - 1.5, 0.5 and 1.5 over the last 2 rounds, above in rounds 2-4 but 2
+    assert lines[3] == f"| exact | zeros | 107.6 +- {half:.1f} | 108.6 +- {half:.1f} | 1.0 +- 0.0 | 67 % |"
+    assert lines[4] == f"| shifted | random | 7.6 +- {half:.1f} | 6.6 +- {half:.1f} | -1.0 +- 0.0 | 0 % |"
+    assert lines[5].endswith("| 0.0 +- 0.0 | 0 % |")
