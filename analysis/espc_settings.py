@@ -1,8 +1,8 @@
 """ESPC against ES setting by setting: which of the authors' settings changes the comparison.
 
-Reads the run files of two sweeps over the same keys (jobs/sweeps/espc-cartpole-settings.toml and
-es-cartpole-settings.toml) and pairs every ESPC run with the ES run whose settings agree on the keys both
-sweeps vary (ES has no binomial tail, so one ES run serves both tails). One row per ESPC setting:
+Reads the run files of two sweeps (jobs/sweeps/espc-cartpole-settings.toml and es-cartpole-settings.toml)
+and pairs every ESPC run with the ES run whose settings agree with it on every key the ES sweep varies (ES
+has no binomial tail, so one ES run serves both tails). One row per ESPC setting:
 
 - the final reward of ES and of ESPC (the agents' mean discounted reward over the last ``--last``
   rounds, mean over trials and the half-width of its 95 % interval);
@@ -49,12 +49,11 @@ def interval(x: np.ndarray) -> str:
 
 
 def table(espc: list[tuple[dict, np.ndarray]], es: list[tuple[dict, np.ndarray]], last: int, start: int) -> str:
-    keys = varied(espc)
-    shared = [k for k in keys if k in varied(es)]
+    keys, shared = varied(espc), varied(es)
     head = [*keys, "ES, last rounds", "ESPC, last rounds", "ESPC - ES (paired)", f"ESPC above ES, rounds {start + 1}-"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cfg, reward in sorted(espc, key=lambda run: [repr(run[0][k]) for k in keys]):
-        match = [r for c, r in es if all(c.get(k) == cfg[k] for k in shared)]
+        match = [r for c, r in es if all(c.get(k) == cfg.get(k) for k in shared)]
         if len(match) != 1:
             raise SystemExit(f"{len(match)} ES runs match the ESPC setting {[cfg[k] for k in keys]}")
         base = match[0]
