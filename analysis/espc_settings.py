@@ -43,6 +43,11 @@ def varied(runs: list[tuple[dict, np.ndarray]]) -> list[str]:
     return [k for k in keys if len({repr(cfg.get(k)) for cfg, _ in runs}) > 1]
 
 
+def order(value: object) -> tuple:
+    """Sort key of a config value: numbers by value, before strings."""
+    return (0, value, "") if isinstance(value, int | float) else (1, 0, str(value))
+
+
 def interval(x: np.ndarray) -> str:
     mean, low, _ = mean_interval(np.asarray(x, dtype=float)[:, None])
     return f"{mean[0]:.1f} +- {mean[0] - low[0]:.1f}"
@@ -52,7 +57,7 @@ def table(espc: list[tuple[dict, np.ndarray]], es: list[tuple[dict, np.ndarray]]
     keys, shared = varied(espc), varied(es)
     head = [*keys, "ES, last rounds", "ESPC, last rounds", "ESPC - ES (paired)", f"ESPC above ES, rounds {start + 1}-"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for cfg, reward in sorted(espc, key=lambda run: [repr(run[0][k]) for k in keys]):
+    for cfg, reward in sorted(espc, key=lambda run: [order(run[0][k]) for k in keys]):
         match = [r for c, r in es if all(c.get(k) == cfg.get(k) for k in shared)]
         if len(match) != 1:
             raise SystemExit(f"{len(match)} ES runs match the ESPC setting {[cfg[k] for k in keys]}")
