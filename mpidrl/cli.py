@@ -192,7 +192,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     try:
         collection = load(args.runs, strict=True)
-        out = plot_curves(collection.settings, args.output, x=args.x, stat=args.stat, seed=args.seed, title=args.title)
+        out = plot_curves(
+            collection.settings, args.output, args.x, args.stat, seed=args.seed, title=args.title, metrics=args.metrics
+        )
     except AnalysisError as exc:
         raise InputError(f"plot: {exc}") from None
     for skipped in collection.skipped:
@@ -311,6 +313,13 @@ def parser() -> argparse.ArgumentParser:
         choices=("round", "wall_time", "sim_time"),
         default="round",
         help="horizontal axis (a clock spanning more than two decades is drawn logarithmic)",
+    )
+    sp.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="METRIC",
+        help="the panels to draw, in order: any of reward, uplink_messages, uplink_bytes, downlink_bytes, "
+        "control_bytes, eval_return, return (undiscounted); default: the first six, those with values",
     )
     sp.add_argument("--title")
     stat_args(sp)

@@ -192,12 +192,17 @@ def plot_curves(
     metrics: Sequence[str] | None = None,
 ) -> Path:
     """Reward, uplink messages, uplink, downlink and control bytes per agent and the evaluation return
-    (:func:`panels`, or ``metrics``) against ``x``, one line and band per setting.
+    (:func:`panels`), or the ``metrics`` named (any of :data:`LABELS`), against ``x``, one line and band
+    per setting.
 
-    Settings without values on ``x`` are left out and named in the title; AnalysisError if none has any.
+    Settings without values on ``x`` are left out and named in the title; AnalysisError if none has any,
+    or if a metric is not one of :data:`LABELS`.
     """
     shown, missing = split(settings, x)
-    chosen = [m for m in (metrics or panels(shown)) if m in panels(shown)]
+    unknown = [m for m in metrics or () if m not in LABELS]
+    if unknown:
+        raise AnalysisError(f"metrics: {', '.join(unknown)}: expected some of {', '.join(LABELS)}")
+    chosen = list(metrics) if metrics else panels(shown)
     logx, style = log_x(shown, x), _colors(settings)
     cols = min(3, len(chosen))
     fig, axes = _grid(math.ceil(len(chosen) / cols), cols, sharex=True)

@@ -539,3 +539,27 @@ def test_espc_settings_pairs_each_espc_run_with_the_es_run_of_its_settings(tmp_p
     assert lines[3] == f"| exact | zeros | 107.6 +- {half:.1f} | 108.6 +- {half:.1f} | 1.0 +- 0.0 | 67 % |"
     assert lines[4] == f"| shifted | random | 7.6 +- {half:.1f} | 6.6 +- {half:.1f} | -1.0 +- 0.0 | 0 % |"
     assert lines[5].endswith("| 0.0 +- 0.0 | 0 % |")
+
+
+def test_plot_draws_the_metrics_asked_for_and_names_the_choices(tmp_path, monkeypatch):
+    import mpidrl.figures as figures
+
+    fake_run(tmp_path / "a.h5", seed=1)
+    drawn = {}
+    monkeypatch.setattr(figures, "_finish", lambda fig, legend, style, title, out: drawn.update(fig=fig) or out)
+    plot_curves(load([tmp_path]).settings, tmp_path / "r.png", metrics=["return", "uplink_bytes"])
+    axes = [ax for ax in drawn["fig"].axes if ax.get_visible()]
+    assert [ax.get_ylabel() for ax in axes] == [figures.LABELS["return"], figures.LABELS["uplink_bytes"]]
+    # the trial-mean return of fake_run: 100 seed + 10 trial + round + 0.05, averaged over its 2 trials
+    assert np.allclose(axes[0].lines[0].get_ydata(), 105.05 + np.arange(4))
+    figures._pyplot().close(drawn["fig"])
+    with pytest.raises(AnalysisError, match="metrics: steps: expected some of reward, "):
+        plot_curves(load([tmp_path]).settings, tmp_path / "x.png", metrics=["steps"])
+    proc = mpidrl(["plot", str(tmp_path / "a.h5"), "-o", str(tmp_path / "f.png"), "--metrics", "steps"], check=False)
+    assert proc.returncode == 2 and "metrics: steps: expected some of" in proc.stderr
+    assert not (tmp_path / "f.png").exists()
+    # the help names every metric that can be drawn
+    usage = " ".join(mpidrl(["plot", "--help"]).stdout.split())
+    assert all(m in usage for m in figures.LABELS)
+    mpidrl(["plot", str(tmp_path / "a.h5"), "-o", str(tmp_path / "f.png"), "--metrics", "return"])
+    assert (tmp_path / "f.png").stat().st_size > 10_000
