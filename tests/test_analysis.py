@@ -563,3 +563,27 @@ def test_plot_draws_the_metrics_asked_for_and_names_the_choices(tmp_path, monkey
     assert all(m in usage for m in figures.LABELS)
     mpidrl(["plot", str(tmp_path / "a.h5"), "-o", str(tmp_path / "f.png"), "--metrics", "return"])
     assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_pg_episodes_gives_steps_per_episode_and_return_per_step(tmp_path, monkeypatch, capsys):
+    # 2 agents, 6 rounds; agent a has 1 + a episodes a round, each of 10 (r + 1) steps earning 2 a step
+    cfg = load_config(None, ['algo.name="rennala-nigt"', "agents.n=2", "run.trials=1", "env.gamma=0.99"])
+    w = RunWriter(tmp_path / "pg.h5", {"config": cfg.to_json(), "seed": 0, "n_agents": 2}, 1, 2)
+    for r in range(6):
+        episodes = np.array([1.0, 2.0])
+        w.write_round(
+            0,
+            r,
+            {"reward": np.zeros(2), "return": np.full(2, 20.0 * (r + 1)), "episodes": episodes,
+             "steps": 10.0 * (r + 1) * episodes, "wall_time": r + 1.0},
+        )  # fmt: skip
+    w.end_trial(0)
+    w.close("complete")
+    script = runpy.run_path(str(ROOT / "analysis" / "pg_episodes.py"))
+    args = ["pg_episodes.py", str(tmp_path / "pg.h5"), "--keys", "env.gamma", "--smooth", "2", "--last", "3"]
+    monkeypatch.setattr(sys, "argv", args)
+    script["main"]()
+    lines = capsys.readouterr().out.splitlines()
+    # peak of the 2-round mean: (100 + 120) / 2 at round 6; last 3 rounds: returns 80, 100, 120 and
+    # episodes of 40, 50, 60 steps, 3 a round (450 steps / 9 episodes = 50), earning 2.00 a step
+    assert lines[2] == f"| {tmp_path / 'pg.h5'} | 0 | 0.99 | 6 | 110 (6) | 100.0 | 50 | 2.00 |"
