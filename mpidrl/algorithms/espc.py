@@ -37,10 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import bdtrc, ndtr
 
 from mpidrl import rng
 from mpidrl.algorithms.es import ESParams, ESWorker
@@ -48,6 +48,15 @@ from mpidrl.config import require
 from mpidrl.protocols import Context
 
 DIAGNOSTICS = ("utility", "p_comm")
+
+
+@cache
+def _special():
+    """scipy.special's (bdtrc, ndtr), imported on first use: the import costs about half a second, which
+    every process of every run would otherwise pay, since the registry imports every algorithm."""
+    from scipy.special import bdtrc, ndtr
+
+    return bdtrc, ndtr
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,7 @@ def comm_probability(p: float | np.ndarray, n: int, m: int, tail: str = "exact")
     trials, needed = binomial_tail(n, m, tail)
     if needed <= 0:
         return np.ones_like(p) if isinstance(p, np.ndarray) else 1.0
+    bdtrc, _ = _special()
     return bdtrc(needed - 1, trials, p)
 
 
@@ -133,7 +143,7 @@ def stationary_comm_fraction(n: int, m: int, k: int, tail: str = "exact", zero_s
     value) with ``zero_std = "one"``, no sends with "silent"; k = 2 gives z = +-1.
     """
     from scipy.integrate import quad
-    from scipy.special import beta
+    from scipy.special import beta, ndtr
 
     def sym(z: float) -> float:
         return 0.5 * (comm_probability(ndtr(z), n, m, tail) + comm_probability(ndtr(-z), n, m, tail))
@@ -201,6 +211,7 @@ class ESPCWorker(ESWorker):
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         algo, n_trials = self.ctx.cfg.algo, len(self.contexts)
         u = utilities(f, eps)
+        _, ndtr = _special()
         p_comm = np.empty(len(u))
         for j, (agent, b) in enumerate((a, b) for a in agents for b in range(n_trials)):
             window = self.remember(self.slot[agent] * n_trials + b, u[j])
