@@ -35,6 +35,7 @@ from mpidrl.analysis import (
     load,
     moving_average,
     on_grid,
+    run_script,
     time_to,
 )
 from mpidrl.config import flatten
@@ -187,4 +188,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

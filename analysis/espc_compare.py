@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mpidrl.algorithms.espc import expected_comm_fraction, stationary_comm_fraction
-from mpidrl.analysis import agent_mean, as_float, center_band
+from mpidrl.analysis import agent_mean, as_float, center_band, run_script
 from mpidrl.store import Run, read_run
 
 
@@ -164,4 +164,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -19,6 +19,7 @@ from scipy.integrate import quad
 from scipy.special import ndtr
 
 from mpidrl.algorithms.espc import comm_probability, stationary_comm_fraction
+from mpidrl.analysis import run_script
 
 
 def expected_p_comm(n: int, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpidrl.analysis import agent_mean, as_float, center_band
+from mpidrl.analysis import agent_mean, as_float, center_band, run_script
 from mpidrl.store import Run, read_run
 
 PANELS = (
@@ -103,4 +103,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

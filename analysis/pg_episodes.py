@@ -15,7 +15,7 @@ import argparse
 
 import numpy as np
 
-from mpidrl.analysis import agent_mean, as_float, moving_average
+from mpidrl.analysis import agent_mean, as_float, moving_average, run_script
 from mpidrl.config import flatten
 from mpidrl.store import read_run
 
@@ -60,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from mpidrl.analysis import agent_mean, as_float, final_values
+from mpidrl.analysis import agent_mean, as_float, final_values, run_script
 from mpidrl.store import read_run
 
 
@@ -25,4 +25,4 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(lambda: main(sys.argv[1:]))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpidrl.analysis import agent_mean, as_float, final_values, mean_interval, moving_average
+from mpidrl.analysis import agent_mean, as_float, final_values, mean_interval, moving_average, run_script
 from mpidrl.config import flatten
 from mpidrl.store import read_run
 
@@ -109,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

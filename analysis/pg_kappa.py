@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from pg_time import summarise  # noqa: E402
 
-from mpidrl.analysis import time_to  # noqa: E402
+from mpidrl.analysis import run_script, time_to  # noqa: E402
 from mpidrl.store import read_run  # noqa: E402
 
 
@@ -63,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pg_final import final_return  # noqa: E402
 from pg_time import curves, summarise  # noqa: E402
 
-from mpidrl.analysis import as_float, on_grid, time_to, trial_ends  # noqa: E402
+from mpidrl.analysis import as_float, on_grid, run_script, time_to, trial_ends  # noqa: E402
 from mpidrl.store import read_run  # noqa: E402
 
 
@@ -75,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

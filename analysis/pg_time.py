@@ -18,7 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from mpidrl.analysis import agent_mean, as_float, center_band, moving_average, on_grid, time_grid, time_to, trial_ends
+from mpidrl.analysis import (
+    agent_mean,
+    as_float,
+    center_band,
+    moving_average,
+    on_grid,
+    run_script,
+    time_grid,
+    time_to,
+    trial_ends,
+)
 from mpidrl.store import Run, read_run
 
 BAND = (20.0, 80.0)
@@ -94,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mpidrl import theory, timing
+from mpidrl.analysis import run_script
 from mpidrl.config import from_dict
 from mpidrl.protocols.aggregate import plan_first
 
@@ -124,4 +125,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from mpidrl.analysis import run_script
 from mpidrl.config import load
 from mpidrl.envs import make_env, observation_encoder, spec_of
 from mpidrl.policies.mlp import make_policy
@@ -99,4 +100,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

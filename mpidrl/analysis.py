@@ -21,8 +21,9 @@ end. Cumulative bytes per agent are resampled the same way.
 from __future__ import annotations
 
 import json
+import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,19 @@ AXES = ("round", "wall_time", "sim_time", "bytes")
 
 class AnalysisError(ValueError):
     """Nothing to analyse, run files that cannot be read, or an axis without data; one line."""
+
+
+def run_script(main: Callable[[], Any]) -> None:
+    """Run an analysis script's ``main`` as the CLI runs a command: bad input (a run file that is missing or
+    unreadable, a config that does not parse, runs the analysis cannot use) ends the script with one line
+    on stderr and exit status 2, not a traceback."""
+    from mpidrl.config import ConfigError
+
+    try:
+        main()
+    except (AnalysisError, RunFileError, ConfigError) as exc:
+        print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def valid_mask(run: Run) -> np.ndarray:

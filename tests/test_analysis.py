@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import runpy
+import subprocess
 import sys
 
 import numpy as np
@@ -587,3 +588,19 @@ def test_pg_episodes_gives_steps_per_episode_and_return_per_step(tmp_path, monke
     # peak of the 2-round mean: (100 + 120) / 2 at round 6; last 3 rounds: returns 80, 100, 120 and
     # episodes of 40, 50, 60 steps, 3 a round (450 steps / 9 episodes = 50), earning 2.00 a step
     assert lines[2] == f"| {tmp_path / 'pg.h5'} | 0 | 0.99 | 6 | 110 (6) | 100.0 | 50 | 2.00 |"
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("pg_episodes.py", ["README.md"], "README.md: not a readable HDF5 file"),
+        ("pg_final.py", ["missing.h5"], "missing.h5: no such file"),
+        ("step_cost.py", ["README.md"], "README.md: not valid TOML"),
+    ],
+)
+def test_analysis_scripts_turn_bad_input_into_one_line(script, args, message):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "analysis" / script), *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and proc.stdout.count("\n") <= 2, proc
+    assert proc.stderr.startswith(f"{script}: error: {message}") and proc.stderr.count("\n") == 1, proc.stderr
