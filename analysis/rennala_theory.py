@@ -3,7 +3,7 @@
     python analysis/rennala_theory.py -o docs/figures/rennala_theory.png [--rounds 200]
 
 For several h profiles (n = 10 agents), the mean over ``--rounds`` rounds of the time
-:func:`mpidrl.protocols.aggregate.plan_first` gives Rennala's collection (stop at the M-th gradient
+:func:`mpidrl.protocols.plans.plan_first` gives Rennala's collection (stop at the M-th gradient
 from any agents; the Allreduce is left out), against :mod:`mpidrl.theory`: the exact time (constant h:
 the M-th smallest of {k h_i}; exponential times: the Gamma mean M / sum 1/mu_i) and
 t*(M) = min_m (1/m sum_{i<=m} 1/h_(i))^-1 (1 + M/m) computed with the h_i (random tables: their means).
@@ -20,7 +20,7 @@ import numpy as np
 from mpidrl import theory, timing
 from mpidrl.analysis import run_script
 from mpidrl.config import from_dict
-from mpidrl.protocols.aggregate import plan_first
+from mpidrl.protocols.plans import plan_first
 
 N = 10
 PROFILES = {

@@ -1,6 +1,6 @@
 """The time of one aggregation round in closed form, to hold the simulated clock against.
 
-Setting (mpidrl's simulated clock, :func:`mpidrl.protocols.aggregate.plan_first`): n agents; agent i
+Setting (mpidrl's simulated clock, :func:`mpidrl.protocols.plans.plan_first`): n agents; agent i
 needs h_i seconds per gradient; at a round's start every agent starts a fresh gradient and computes
 back to back; work unfinished when the round's rule holds is dropped, and the next round starts anew.
 So with constant times agent i has finished floor(t / h_i) gradients at time t after the round's start.

@@ -15,7 +15,7 @@ from mpidrl.config import ConfigError, load
 from mpidrl.envs import EnvSpec, make_env, spec_of
 from mpidrl.log import Progress
 from mpidrl.protocols import Context
-from mpidrl.protocols.aggregate import plan_first
+from mpidrl.protocols.plans import plan_first
 from mpidrl.protocols.roundtrip import plan_round_trips
 from mpidrl.run import Experiment
 from mpidrl.store import read_run

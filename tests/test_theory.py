@@ -12,7 +12,7 @@ from mpidrl.comm import Runtime
 from mpidrl.config import from_dict, load
 from mpidrl.envs import make_env, spec_of
 from mpidrl.log import Progress
-from mpidrl.protocols.aggregate import plan_first
+from mpidrl.protocols.plans import plan_first
 from mpidrl.run import Experiment
 from mpidrl.store import read_run
 
