@@ -52,11 +52,11 @@ def main() -> None:
     args = ap.parse_args()
     head = ["run", "trial", *args.keys, "rounds", f"peak of the {args.smooth}-round mean (round)"]
     head += [f"last {args.last} rounds", "steps per episode", "return per step"]
+    table = [row for path in args.runs for row in rows(path, args.keys, args.smooth, args.last)]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for path in args.runs:
-        for row in rows(path, args.keys, args.smooth, args.last):
-            print("| " + " | ".join(row) + " |")
+    for row in table:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

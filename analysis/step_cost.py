@@ -80,10 +80,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
+    configs = {path: load(path) for path in args.configs}  # every config checked before the first timing
     print("| config | environment | algorithm | policy | us / step | step cap | cap x s / step |")
     print("|---|---|---|---|---|---|---|")
-    for path in args.configs:
-        cfg = load(path)
+    for path, cfg in configs.items():
         per_step, cap = seconds_per_step(path, args.steps, args.repeats)
         hidden = "-".join(map(str, cfg.policy.hidden))
         kind = (
