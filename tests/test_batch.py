@@ -16,8 +16,9 @@ from mpidrl.algorithms.qlearning import DQLWorker
 from mpidrl.comm import Runtime
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, spec_of
+from mpidrl.envs.episodes import rollout
 from mpidrl.envs.grids import IDS
-from mpidrl.envs.vector import GridBatch, GridTables, rollout
+from mpidrl.envs.vector import GridBatch, GridTables
 from mpidrl.log import Progress
 from mpidrl.policies import MLP
 from mpidrl.run import Experiment

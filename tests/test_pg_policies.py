@@ -6,7 +6,8 @@ import pytest
 
 from mpidrl.algorithms.pg import gpomdp, rewards_to_go, sample_trajectories
 from mpidrl.envs import EnvSpec, batch_encoder, make_env, observation_encoder, spec_of
-from mpidrl.envs.vector import GymBatch, make_batch
+from mpidrl.envs.pool import make_batch
+from mpidrl.envs.vector import GymBatch
 from mpidrl.policies import CategoricalMLP, GaussianMLP
 from mpidrl.policies.stochastic import MIN_STD
 

@@ -20,9 +20,10 @@ from mpidrl.algorithms.qlearning import (
 )
 from mpidrl.config import ConfigError, load
 from mpidrl.envs import make_env, observation_encoder, rollout, spec_of
+from mpidrl.envs.episodes import Episodes
+from mpidrl.envs.episodes import rollout as batch_rollout
 from mpidrl.envs.grids import LEFT, STAY, shortest_path_return
-from mpidrl.envs.vector import Episodes, make_batch
-from mpidrl.envs.vector import rollout as batch_rollout
+from mpidrl.envs.pool import make_batch
 from mpidrl.policies import MLP, LinearQ
 from mpidrl.protocols import Context
 from mpidrl.store import read_run

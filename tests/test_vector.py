@@ -8,7 +8,9 @@ import pytest
 
 from mpidrl.config import load
 from mpidrl.envs import make_env
-from mpidrl.envs.vector import CartPoleBatch, GridBatch, GymBatch, make_batch, rollout
+from mpidrl.envs.episodes import rollout
+from mpidrl.envs.pool import make_batch
+from mpidrl.envs.vector import CartPoleBatch, GridBatch, GymBatch
 
 
 def test_the_array_cartpole_reproduces_10000_gymnasium_episodes_bit_for_bit():
@@ -115,3 +117,14 @@ def test_the_batched_policy_acts_as_each_agents_own(env_id):
         for j, e in enumerate(active.tolist()):
             want = policy.actor(thetas[e], raw=True)(obs[e])
             assert np.array_equal(got[j], want)
+
+
+def test_names_moved_out_of_vector_are_still_importable_from_it():
+    """docs/extending.md once named ``mpidrl.envs.vector.EnvPool`` and ``.rollout``: user code keeps working."""
+    import mpidrl.envs.vector as vector
+    from mpidrl.envs import episodes, pool
+
+    assert vector.EnvPool is pool.EnvPool and vector.make_batch is pool.make_batch
+    assert vector.rollout is episodes.rollout and vector.Episodes is episodes.Episodes
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        vector.nothing  # noqa: B018

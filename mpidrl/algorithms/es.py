@@ -33,7 +33,8 @@ from mpidrl import rng
 from mpidrl.algorithms.optim import Optimizer
 from mpidrl.config import AlgoParams, Config, ConfigError, require
 from mpidrl.envs import EnvSpec
-from mpidrl.envs.vector import EnvPool, rollout
+from mpidrl.envs.episodes import rollout
+from mpidrl.envs.pool import EnvPool
 from mpidrl.policies import make_policy
 from mpidrl.protocols import BlockWorker, Context, Results, SyncLearner
 

@@ -38,7 +38,7 @@ from mpidrl import rng
 from mpidrl.algorithms.pg import discounted_return, gpomdp, sample_trajectories
 from mpidrl.config import AlgoParams, require
 from mpidrl.envs import batch_encoder
-from mpidrl.envs.vector import EnvPool
+from mpidrl.envs.pool import EnvPool
 from mpidrl.policies import make_stochastic_policy
 from mpidrl.protocols import AgentResult, AggregateLearner, AggregateWorker, Context, LearnerBase
 

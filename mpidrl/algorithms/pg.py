@@ -17,7 +17,8 @@ import numpy as np
 
 from mpidrl.config import Config
 from mpidrl.envs import EnvSpec
-from mpidrl.envs.vector import EnvBatch, rollout
+from mpidrl.envs.episodes import rollout
+from mpidrl.envs.vector import EnvBatch
 from mpidrl.policies.stochastic import CategoricalMLP, GaussianMLP, make_stochastic_policy
 
 

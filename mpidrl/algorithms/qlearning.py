@@ -33,7 +33,8 @@ import numpy as np
 from mpidrl import rng
 from mpidrl.config import AlgoParams, Config, ConfigError, require
 from mpidrl.envs import EnvSpec
-from mpidrl.envs.vector import EnvPool, Episodes, rollout
+from mpidrl.envs.episodes import Episodes, rollout
+from mpidrl.envs.pool import EnvPool
 from mpidrl.policies.qfunctions import TabularQ, greedy_actor
 from mpidrl.protocols import BlockWorker, Context, Results, SyncLearner
 

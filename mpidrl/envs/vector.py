@@ -1,8 +1,8 @@
 """Many environments stepped together: one per agent (and trial), each running one episode at a time.
 
-:func:`make_batch` gives an :class:`EnvBatch`, a Gymnasium vector environment whose sub-environments are
-reset with their own seeds and, once their episode ends, are no longer stepped (``AutoresetMode.DISABLED``:
-an agent runs its round's episode, then waits for the next round). Three kinds:
+:func:`mpidrl.envs.pool.make_batch` gives an :class:`EnvBatch`, a Gymnasium vector environment whose
+sub-environments are reset with their own seeds and, once their episode ends, are no longer stepped
+(``AutoresetMode.DISABLED``: an agent runs its round's episode, then waits for the next round). Three kinds:
 
 - :class:`CartPoleBatch`: CartPole-v1's dynamics on numpy arrays, every sub-environment at once. The same
   float64 operations in the same order as Gymnasium's ``CartPoleEnv.step`` (``np.cos`` and ``np.sin`` on
@@ -19,18 +19,16 @@ an agent runs its round's episode, then waits for the next round). Three kinds:
 - :class:`GymBatch`: any other environment, one Gymnasium instance per sub-environment, stepped in turn
   (MuJoCo's physics costs the same either way; the policy still runs once for the whole batch).
 
-:meth:`EnvBatch.step_active` steps only the sub-environments still in their episode; :func:`rollout`
-runs one episode in each with a batched policy (and keeps the trajectories if asked). An
-:class:`EnvPool` holds a worker's environments from round to round and hands out the batch of any set
-of its agents.
+:meth:`EnvBatch.step_active` steps only the sub-environments still in their episode;
+:func:`mpidrl.envs.episodes.rollout` runs one episode in each with a batched policy, and an
+:class:`mpidrl.envs.pool.EnvPool` holds a worker's environments from round to round.
 """
 
 from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -375,168 +373,14 @@ class GridBatch(EnvBatch):
         return nxt, reward, terminal, np.zeros(len(active), dtype=bool)
 
 
-@dataclass
-class Episodes:
-    """One episode in each sub-environment of a batch (with ``record``: its trajectory, padded to the
-    longest, T steps)."""
-
-    discounted: np.ndarray
-    """float64 [E]: sum_t gamma^t r_t, accumulated step by step as one episode is"""
-    undiscounted: np.ndarray
-    """float64 [E]: sum_t r_t"""
-    steps: np.ndarray
-    """int64 [E]: the episode's length"""
-    terminated: np.ndarray
-    """bool [E]: ended in a terminal state (else truncated)"""
-    observations: np.ndarray | None = None
-    """[E, T + 1, ...]: o_0 .. o_T of each episode, then zeros"""
-    actions: np.ndarray | None = None
-    """[E, T, ...], zeros after the episode"""
-    rewards: np.ndarray | None = None
-    """float64 [E, T], zeros after the episode"""
+_MOVED = {"EnvPool": "pool", "make_batch": "pool", "native": "pool", "Episodes": "episodes", "rollout": "episodes"}
 
 
-def rollout(
-    batch: EnvBatch,
-    policy: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    gamma: float,
-    seeds: Sequence[int],
-    record: bool = False,
-    horizon: int = 0,
-    act: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> Episodes:
-    """One episode in every sub-environment from ``reset(seed=seeds[e])``; ``policy(active, obs)`` gives the
-    actions of the sub-environments ``active`` (indices, increasing) from their observations. ``active``
-    is the same array object from one step to the next until an episode ends.
+def __getattr__(name: str) -> Any:
+    """``EnvPool``, ``make_batch`` and ``native`` live in :mod:`mpidrl.envs.pool`, ``rollout`` and ``Episodes``
+    in :mod:`mpidrl.envs.episodes`; code that imports them from here still finds them."""
+    if name in _MOVED:
+        import importlib
 
-    ``horizon``: episodes still running after this many steps stop there (0: none), truncated. ``act``:
-    the environments step with ``act(actions)`` (what is recorded is the policy's own output).
-    """
-    obs, _ = batch.reset(seed=list(seeds))
-    n = batch.num_envs
-    discounted, undiscounted, steps = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
-    terminated_all = np.zeros(n, dtype=bool)
-    trace = [(np.arange(n), obs, None, None)]
-    active, discount = np.arange(n), 1.0
-    sums, totals, t = np.zeros(n), np.zeros(n), 0  # the running episodes' sums, compact
-    stop = horizon or -1  # t never reaches -1
-    while active.size and t != stop:
-        actions = policy(active, obs)
-        obs, reward, terminated, truncated = batch.step_active(active, actions if act is None else act(actions))
-        sums += discount * reward
-        totals += reward
-        discount *= gamma
-        t += 1
-        if record:
-            trace.append((active, obs, np.asarray(actions), reward))
-        ended = terminated | truncated
-        if ended.any():
-            done = active[ended]
-            discounted[done], undiscounted[done], steps[done] = sums[ended], totals[ended], t
-            terminated_all[done] = terminated[ended]
-            keep = ~ended
-            active, obs, sums, totals = active[keep], obs[keep], sums[keep], totals[keep]
-    if active.size:  # stopped at the horizon
-        discounted[active], undiscounted[active], steps[active] = sums, totals, t
-        batch.done[active] = True
-    out = Episodes(discounted, undiscounted, steps, terminated_all)
-    if record:
-        out.observations, out.actions, out.rewards = _trajectories(trace, n)
-    return out
-
-
-def _trajectories(trace: list, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Padded [E, T + 1] observations, [E, T] actions and rewards from each step's (active, obs, ...)."""
-    length = len(trace) - 1
-    first_obs = trace[0][1]
-    observations = np.zeros((n, length + 1, *first_obs.shape[1:]), first_obs.dtype)
-    observations[:, 0] = first_obs
-    if length == 0:
-        return observations, np.zeros((n, 0), np.int64), np.zeros((n, 0))
-    sample = trace[1][2]
-    actions = np.zeros((n, length, *sample.shape[1:]), sample.dtype)
-    rewards = np.zeros((n, length))
-    for t, (active, obs, a, r) in enumerate(trace[1:]):
-        observations[active, t + 1], actions[active, t], rewards[active, t] = obs, a, r
-    return observations, actions, rewards
-
-
-def native(cfg: EnvConfig) -> bool:
-    """Whether the environment of ``cfg`` is CartPole with a native array implementation here."""
-    spec = gym.spec(cfg.id) if ":" not in cfg.id else None
-    plain = not cfg.kwargs and cfg.variation in ("none", "pole_length")
-    return spec is not None and spec.entry_point == CARTPOLE and plain
-
-
-class EnvPool:
-    """The environments of the agents a worker runs, ``copies`` per agent (one per trial run together),
-    kept from round to round; :meth:`batch` gives those of any list of agents as one :class:`EnvBatch`.
-
-    Natively batched environments (CartPole, the grid worlds) keep one batch per list of agents asked
-    for; any other environment keeps one Gymnasium instance per (agent, copy): the ``hosted`` agents'
-    for good, at most as many of other agents' (dynamic placement) as guests, the oldest closed first.
-    """
-
-    def __init__(self, cfg: EnvConfig, hosted: Sequence[int], copies: int = 1):
-        self.cfg, self.copies, self.hosted = cfg, copies, set(hosted)
-        self.grid = GridTables.supports(cfg) if not native(cfg) else None
-        self.cartpole = native(cfg)
-        self._batches: dict[tuple[int, ...], EnvBatch] = {}
-        self._envs: dict[tuple[int, int], gym.Env] = {}
-        self._guests: list[tuple[int, int]] = []
-
-    def batch(self, agents: Sequence[int]) -> EnvBatch:
-        """The environments of ``agents``, agent-major: sub-environment ``i * copies + c`` is agent
-        ``agents[i]``'s copy c."""
-        key = tuple(agents)
-        if self.cartpole or self.grid is not None:
-            found = self._batches.get(key)
-            if found is None:
-                if len(self._batches) >= 64:  # dynamic placement: a bounded number of chunks
-                    self._batches.pop(next(iter(self._batches)))
-                found = self._batches[key] = self._native(key)
-            return found
-        return GymBatch([self._env(a, c) for a in key for c in range(self.copies)])
-
-    def _native(self, agents: tuple[int, ...]) -> EnvBatch:
-        from mpidrl.envs import POLE_LENGTH_FACTORS
-
-        n = len(agents) * self.copies
-        if self.grid is not None:
-            return GridBatch(n, self.grid)
-        spec = gym.spec(self.cfg.id)
-        cap = self.cfg.max_steps or int(spec.max_episode_steps or 0)
-        lengths = None
-        if self.cfg.variation == "pole_length":
-            base = CartPoleEnv().length
-            factors = [POLE_LENGTH_FACTORS[max(a, 0) % len(POLE_LENGTH_FACTORS)] for a in agents]
-            lengths = np.repeat([base * f for f in factors], self.copies)
-        return CartPoleBatch(n, cap, lengths)
-
-    def _env(self, agent: int, copy: int) -> gym.Env:
-        from mpidrl.envs import make_env
-
-        env = self._envs.get((agent, copy))
-        if env is None:
-            if agent not in self.hosted:
-                if len(self._guests) >= max(len(self.hosted), 1) * self.copies:
-                    self._envs.pop(self._guests.pop(0)).close()  # the longest-kept guest goes
-                self._guests.append((agent, copy))
-            env = self._envs[(agent, copy)] = make_env(self.cfg, agent)
-        return env
-
-    def close(self) -> None:
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
-
-
-def make_batch(cfg: EnvConfig, agents: Sequence[int]) -> EnvBatch:
-    """The environments of ``agents`` (one each, with its agent's variation, also for an agent listed
-    twice), natively where possible."""
-    pool = EnvPool(cfg, agents)
-    if pool.cartpole or pool.grid is not None:
-        return pool.batch(agents)
-    from mpidrl.envs import make_env
-
-    return GymBatch([make_env(cfg, agent) for agent in agents])
+        return getattr(importlib.import_module(f"mpidrl.envs.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

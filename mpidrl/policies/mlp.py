@@ -131,7 +131,7 @@ class MLP:
         the gathered rows still act, the pass runs over all of them (a row's outputs do not depend on the
         others) and only the acting rows' outputs are returned; below that the acting rows are gathered
         again. ``active`` is compared by identity: a caller keeps the same array while the set is
-        unchanged, as :func:`mpidrl.envs.vector.rollout` does.
+        unchanged, as :func:`mpidrl.envs.episodes.rollout` does.
         """
         n = thetas.shape[0]
         full, pos = [], 0
