@@ -25,6 +25,7 @@ def es_config(
     seed: int = 0,
     trials: int = 1,
     trial_batch: int = 1,
+    batch: int = 0,
     **algo,
 ) -> Config:
     """A validated ES config on ``env_id`` with ``n`` agents (the default config's ES settings)."""
@@ -38,7 +39,7 @@ def es_config(
                 "trial_batch": trial_batch,
             },
             "env": {"id": env_id},
-            "agents": {"n": n},
+            "agents": {"n": n, "batch": batch},
             "algo": {"name": "es", "sigma": 0.1, "fitness_shaping": "centered_rank", "antithetic": True, **algo},
             "policy": {"hidden": list(hidden)},
             "optim": {"name": "adam", "lr": 0.05, "l2": 0.005},

@@ -8,7 +8,10 @@ noise for the gradient), the environment steps per second, and the process's pea
 (``ru_maxrss``) before the protocol is built and after the rounds; memory per agent is their difference
 over n. Each n runs in a fresh process, so peaks do not carry over.
 
-Run:  .venv/bin/python benchmarks/many_agents.py [--quick] [--agents 50 1000 10000] [--rounds 5]
+``--batch``: the ``[agents] batch`` values to run each n with (0, the default: automatic; the batch column
+shows the limit in force, a block of more sub-environments running in consecutive parts).
+
+Run:  .venv/bin/python benchmarks/many_agents.py [--quick] [--agents 50 1000 10000] [--rounds 5] [--batch 0 10000]
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ import time
 from _common import es_config, load, machine
 
 
-def one(n: int, rounds: int) -> dict:
+def one(n: int, rounds: int, batch: int = 0) -> dict:
     """Measure n agents in this process."""
     from mpidrl import registry
     from mpidrl.comm import Runtime
     from mpidrl.envs import make_env, spec_of
     from mpidrl.protocols import Context, SyncRounds
 
-    cfg = es_config("CartPole-v1", n, (8, 8), rounds)
+    cfg = es_config("CartPole-v1", n, (8, 8), rounds, batch=batch)
     probe = make_env(cfg.env)
     spec = spec_of(probe)
     probe.close()
@@ -53,6 +56,7 @@ def one(n: int, rounds: int) -> dict:
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         "n": n,
+        "batch": protocol.limit,
         "rounds": rounds,
         "steps": steps,
         "seconds": total,
@@ -67,20 +71,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few agents and rounds (smoke test)")
     parser.add_argument("--agents", type=int, nargs="+", default=[50, 1000, 10000])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--batch", type=int, nargs="+", default=[0], help="[agents] batch values to run each n with (0: automatic)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure this n, print JSON
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.rounds)))
+        print(json.dumps(one(args.one, args.rounds, args.batch[0])))
         return
     agents, rounds = ([20, 200], 2) if args.quick else (args.agents, args.rounds)
     print(machine())
-    print("n | rounds | steps | s/round | learner s/round | learner share | steps/s | peak RSS MiB | KiB/agent | load")
-    for n in agents:
-        cmd = [sys.executable, __file__, "--one", str(n), "--rounds", str(rounds)]
+    print(
+        "n | batch | rounds | steps | s/round | learner s/round | learner share | steps/s | peak RSS MiB | "
+        "KiB/agent | load"
+    )
+    for n, batch in ((n, b) for n in agents for b in args.batch):
+        cmd = [sys.executable, __file__, "--one", str(n), "--rounds", str(rounds), "--batch", str(batch)]
         m = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
         per_agent = (m["rss_peak"] - m["rss_before"]) / n / 1024
         print(
-            f"{n} | {rounds} | {m['steps']} | {m['seconds'] / rounds:.3f} | {m['learner_seconds'] / rounds:.3f} | "
+            f"{n} | {m['batch']} | {rounds} | {m['steps']} | {m['seconds'] / rounds:.3f} | "
+            f"{m['learner_seconds'] / rounds:.3f} | "
             f"{m['learner_seconds'] / m['seconds']:.1%} | {m['steps'] / m['seconds']:.0f} | "
             f"{m['rss_peak'] / 2**20:.0f} | {per_agent:.1f} | {load()}",
             flush=True,

@@ -1,8 +1,8 @@
 """Parallel efficiency on this machine, and the cost of a learner waiting inside a blocking MPI call.
 
-1. Throughput: environment steps per second of an ES run on CartPole-v1 (configs/default.toml's ES: 8-8 MLP,
-   antithetic pairs, centered ranks, Adam; ``--agents`` agents, default 50, ``--rounds`` rounds, ``--trials``
-   trials run together) under
+1. Throughput: environment steps per second of an ES run on ``--env`` (default CartPole-v1; configs/default.toml's
+   ES: ``--hidden`` MLP, default 8-8, antithetic pairs, centered ranks, Adam; ``--agents`` agents, default 50,
+   ``--rounds`` rounds, ``--trials`` trials run together) under
    ``mpiexec -n 1`` and ``mpiexec -n 2`` (rank 0 is the learner and hosts agents too), the latter with
    ``[agents] placement`` "blocks" (each rank runs its block) and "dynamic" (a rank that finishes its
    block takes over agents the other has not started). Steps and time come from the run file: the sum of
@@ -38,16 +38,24 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def throughput(
-    nprocs: int, n: int, rounds: int, out_dir: Path, placement: str = "blocks", copies: int = 1, trials: int = 1
+    nprocs: int,
+    n: int,
+    rounds: int,
+    out_dir: Path,
+    placement: str = "blocks",
+    copies: int = 1,
+    trials: int = 1,
+    env: str = "CartPole-v1",
+    hidden: tuple[int, ...] = (8, 8),
 ) -> float:
     """Environment steps per second of an ES run on ``nprocs`` processes; with ``copies`` > 1, that many
     identical independent runs at the same time and the sum of their rates (what the machine allows)."""
     cfg = out_dir / f"scaling_{n}_{placement}.toml"
     cfg.write_text(
         f"[run]\nseed = 0\nrounds = {rounds}\ncheckpoint_every = 0\ntrials = {trials}\ntrial_batch = {trials}\n"
-        f'[env]\nid = "CartPole-v1"\n[agents]\nn = {n}\nplacement = "{placement}"\n'
+        f'[env]\nid = "{env}"\n[agents]\nn = {n}\nplacement = "{placement}"\n'
         '[algo]\nname = "es"\nsigma = 0.1\nfitness_shaping = "centered_rank"\nantithetic = true\n'
-        '[policy]\nhidden = [8, 8]\n[optim]\nname = "adam"\nlr = 0.05\nl2 = 0.005\n'
+        f'[policy]\nhidden = {list(hidden)}\n[optim]\nname = "adam"\nlr = 0.05\nl2 = 0.005\n'
     )
     outs = [out_dir / f"scaling_{n}_np{nprocs}_{placement}_{c}.h5" for c in range(copies)]
     cmd = [str(BIN / "mpiexec"), "-n", str(nprocs), str(BIN / "mpidrl"), "run", str(cfg), "--overwrite", "--out"]
@@ -126,6 +134,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="rounds of each throughput run")
     parser.add_argument("--trials", type=int, default=1, help="trials run together in each throughput run")
     parser.add_argument("--agents", type=int, default=50, help="agents of each throughput run")
+    parser.add_argument("--env", default="CartPole-v1", help="environment of the throughput runs")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[8, 8], help="the MLP's hidden layers")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-wait", action="store_true")
     parser.add_argument("--wait-child", choices=("blocking", "polite"), help=argparse.SUPPRESS)
@@ -142,13 +152,26 @@ def main() -> None:
         n, rounds = (4, 1) if args.quick else (args.agents, args.rounds)
         settings = [(1, "blocks"), (2, "blocks"), (2, "dynamic"), (1, "two copies")]
         rates: dict[tuple[int, str], list[float]] = {k: [] for k in settings}
-        print(f"throughput: ES CartPole-v1, n = {n}, {args.trials} trial(s) together, {rounds} rounds")
+        print(
+            f"throughput: ES {args.env} ({'-'.join(map(str, args.hidden))} MLP), n = {n}, "
+            f"{args.trials} trial(s) together, {rounds} rounds"
+        )
         print("repeat | processes | placement | steps/s | load")
         for rep in range(repeats):
             k = rep % len(settings)
             for p, placement in settings[k:] + settings[:k]:  # rotate the order against drift
                 copies = 2 if placement == "two copies" else 1
-                rate = throughput(p, n, rounds, out_dir, "blocks" if copies > 1 else placement, copies, args.trials)
+                rate = throughput(
+                    p,
+                    n,
+                    rounds,
+                    out_dir,
+                    "blocks" if copies > 1 else placement,
+                    copies,
+                    args.trials,
+                    args.env,
+                    tuple(args.hidden),
+                )
                 rates[p, placement].append(rate)
                 print(f"{rep} | {p} | {placement} | {rate:.0f} | {load()}", flush=True)
         one = rates[1, "blocks"]

@@ -89,9 +89,12 @@ def test_before_after_runs_both_codes_and_checks_they_agree():
 
 
 def test_many_agents_reports_memory_and_the_learners_share():
-    out = bench("many_agents.py")
-    rows = re.findall(r"^(\d+) \| 2 \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+% \| \d+ \| \d+ \| [\d.-]+ \|", out, re.M)
-    assert rows == ["20", "200"], out
+    out = bench("many_agents.py", "--batch", "0", "50")
+    rows = re.findall(
+        r"^(\d+) \| (\d+) \| 2 \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+% \| \d+ \| \d+ \| [\d.-]+ \|", out, re.M
+    )
+    # each n with the automatic limit (2016 for the 8-8 MLP) and with 50 (200 agents then run in 4 parts)
+    assert rows == [("20", "2016"), ("20", "50"), ("200", "2016"), ("200", "50")], out
 
 
 def test_step_cost_times_every_piece_at_each_batch_size():
@@ -99,3 +102,15 @@ def test_step_cost_times_every_piece_at_each_batch_size():
     assert re.search(r"^Gymnasium CartPoleEnv.step, one environment: [\d.]+ us$", out, re.M), out
     rows = re.findall(r"^(.+) \| (\d+) \| [\d.]+ \| [\d.]+$", out, re.M)
     assert len(rows) == 4 * 2 and {int(b) for _, b in rows} == {1, 3}, out
+
+
+def test_split_bound_times_the_whole_and_both_halves():
+    out = bench("split_bound.py")  # the script raises unless both halves return the whole batch's returns
+    rows = re.findall(
+        r"^(\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| [\d.]+ \| ([\d.]+)x", out, re.M
+    )
+    assert [int(row[0]) for row in rows] == [20, 100], out
+    for _, steps, _, half0, half1, slower, bound in rows:
+        h0, h1, s = float(half0), float(half1), float(slower)
+        # per round the slower half counts: at least the larger sum, at most both together (printed to 1 ms)
+        assert int(steps) > 0 and max(h0, h1) - 0.002 <= s <= h0 + h1 + 0.002 and float(bound) > 0, out

@@ -202,6 +202,8 @@ class ESWorker(BlockWorker):
     """Runs the perturbed episode(s) of a batch of agents in every trial at once; each sends F_i when
     :meth:`decide` says so."""
 
+    in_parts = True
+
     def __init__(self, contexts: Sequence[Context], agents: Sequence[int]):
         super().__init__(contexts, agents)
         ctx = self.ctx

@@ -66,6 +66,22 @@ SENT = STAT_COLUMNS.index("uplink_messages")
 CHUNKS = 4
 """With dynamic placement a rank claims its block in about this many chunks (each one batch)."""
 
+BATCH_BYTES = 2 * 2**20
+"""``[agents] batch = 0``: a batch holds about this many bytes of policy parameters (float64)."""
+
+
+def batch_limit(cfg: Config, policy_size: int) -> int:
+    """The most sub-environments a rank steps as one batch (``[agents] batch``, 0: :data:`BATCH_BYTES` of
+    parameters)."""
+    return cfg.agents.batch or max(1, BATCH_BYTES // (8 * max(policy_size, 1)))
+
+
+def parts(agents: Sequence[int], copies: int, limit: int) -> list[Sequence[int]]:
+    """``agents`` in consecutive parts of (nearly) equal size with at most ``limit`` sub-environments
+    (``copies`` per agent) each, or one part of one agent if an agent alone has more."""
+    count = max(1, -(-len(agents) * copies // limit))
+    return [agents[span.start : span.stop] for span in blocks(len(agents), min(count, max(len(agents), 1)))]
+
 
 class SyncLearner(LearnerBase):
     """The central learner (rank 0) of one trial: turns received messages into the next broadcast."""
@@ -157,6 +173,10 @@ class BlockWorker(Stateful):
     Everything it draws at random comes from :mod:`mpidrl.rng` keyed by (trial, agent), so neither the
     block boundaries nor the batch change any result.
     """
+
+    in_parts: bool = False
+    """:meth:`act` takes any contiguous part of the hosted agents (their state, if any, kept by agent), so a
+    rank may run a large block as several batches (``[agents] batch``)"""
 
     def __init__(self, contexts: Sequence[Context], agents: Sequence[int]):
         self.contexts = list(contexts)
@@ -324,6 +344,7 @@ class SyncRounds(Protocol):
         # as much as the whole block's) than it gains from balance; agents acting one at a time only gain
         wanted = placement == "dynamic" or (placement == "auto" and isinstance(self.worker, PerAgent))
         self.claims = rt.agent_claims() if spec.movable and rt.size > 1 and wanted else None
+        self.limit = batch_limit(ctx.cfg, spec.policy_size(ctx.cfg, ctx.env_spec)) if self.worker.in_parts else 0
 
     @classmethod
     def start(cls, spec: Any, contexts: Sequence[Context], rt: Any) -> SyncRounds:
@@ -382,7 +403,9 @@ class SyncRounds(Protocol):
         if self.claims is None:
             agents = self.worker.agents
             if agents:
-                table, data = self.worker.act(round, agents).table((len(agents), n_trials), dtype)
+                runs = parts(agents, n_trials, self.limit) if self.limit else [agents]
+                done = [self.worker.act(round, part).table((len(part), n_trials), dtype) for part in runs]
+                table, data = (np.concatenate(x) for x in zip(*done)) if len(done) > 1 else done[0]
             else:  # more ranks than agents: this one has none
                 table, data = np.empty((0, n_trials, width)), np.empty(0, np.uint8)
             stats = rt.gather_rows(table.reshape(len(agents), n_trials * width), n)
@@ -396,14 +419,14 @@ class SyncRounds(Protocol):
             return stats, split_messages(stats, data, dtype, np.arange(n)), block_owners(n, rt.size)
 
         chunk = max(1, -(-len(self.worker.agents) // CHUNKS))
-        tables, parts, ran = [], [], []
+        tables, datas, ran = [], [], []
         for agents in self.claims.claims(n, chunk):
             table, data = self.worker.act(round, agents).table((len(agents), n_trials), dtype)
             tables.append(table.reshape(len(agents), n_trials * width))
-            parts.append(data)
+            datas.append(data)
             ran += agents
         table = np.concatenate(tables) if tables else np.empty((0, n_trials * width))
-        data = np.concatenate(parts) if parts else np.empty(0, np.uint8)
+        data = np.concatenate(datas) if datas else np.empty(0, np.uint8)
         sizes = rt.gather_counts([len(ran), data.size])
         table = rt.gather_rows(
             np.column_stack([table, np.array(ran, dtype=np.float64)]),
