@@ -12,6 +12,7 @@ over n. Each n runs in a fresh process, so peaks do not carry over.
 shows the limit in force, a block of more sub-environments running in consecutive parts).
 
 Run:  .venv/bin/python benchmarks/many_agents.py [--quick] [--agents 50 1000 10000] [--rounds 5] [--batch 0 10000]
+          [--hidden 8 8]
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import time
 from _common import es_config, load, machine
 
 
-def one(n: int, rounds: int, batch: int = 0) -> dict:
+def one(n: int, rounds: int, batch: int = 0, hidden: tuple[int, ...] = (8, 8)) -> dict:
     """Measure n agents in this process."""
     from mpidrl import registry
     from mpidrl.comm import Runtime
     from mpidrl.envs import make_env, spec_of
     from mpidrl.protocols import Context, SyncRounds
 
-    cfg = es_config("CartPole-v1", n, (8, 8), rounds, batch=batch)
+    cfg = es_config("CartPole-v1", n, hidden, rounds, batch=batch)
     probe = make_env(cfg.env)
     spec = spec_of(probe)
     probe.close()
@@ -74,19 +75,22 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, nargs="+", default=[0], help="[agents] batch values to run each n with (0: automatic)"
     )
+    parser.add_argument("--hidden", type=int, nargs="+", default=[8, 8], help="the MLP's hidden layers")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure this n, print JSON
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.rounds, args.batch[0])))
+        print(json.dumps(one(args.one, args.rounds, args.batch[0], tuple(args.hidden))))
         return
     agents, rounds = ([20, 200], 2) if args.quick else (args.agents, args.rounds)
     print(machine())
+    print(f"ES CartPole-v1, {'-'.join(map(str, args.hidden))} MLP")
     print(
         "n | batch | rounds | steps | s/round | learner s/round | learner share | steps/s | peak RSS MiB | "
         "KiB/agent | load"
     )
     for n, batch in ((n, b) for n in agents for b in args.batch):
-        cmd = [sys.executable, __file__, "--one", str(n), "--rounds", str(rounds), "--batch", str(batch)]
+        cmd = [sys.executable, __file__, "--one", str(n), "--rounds", str(rounds), "--batch", str(batch), "--hidden"]
+        cmd += [str(h) for h in args.hidden]
         m = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
         per_agent = (m["rss_peak"] - m["rss_before"]) / n / 1024
         print(

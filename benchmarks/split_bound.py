@@ -1,4 +1,4 @@
-"""The most two ranks could gain: a rank's round of batched agents against each half of it, in one process.
+"""What two ranks could gain: a rank's round of batched agents against each half of it, in one process.
 
 What it measures: ES on ``--env`` (default CartPole-v1) with the default config's settings
 (``--hidden`` MLP, default 8-8, antithetic pairs, centered ranks, Adam), ``--agents`` n agents in
@@ -11,12 +11,12 @@ side can take no less than the slower half, so
 
     bound = sum over rounds of (all agents + learner) / sum of (slower half + learner)
 
-is the speed-up two ranks would give with communication, placement and the machine's two cores costing
-nothing. It is below 2 wherever a batch step has a fixed cost that does not shrink with the batch (a
-synchronous round lasts as long as its longest episode; each of its steps costs some microseconds of
-numpy calls however few agents act), and can pass 2 where the halves' arrays fit the caches better than
-the whole's. Printed per n: the three agent-side times, the learner's, the bound,
-and the halves' imbalance (slower half over the mean of both).
+estimates the speed-up two ranks would give with communication, placement and the machine's two cores
+costing nothing (not strictly: in one process the halves share the caches with the whole's data). It is
+below 2 wherever a batch step has a fixed cost that does not shrink with the batch (a synchronous round
+lasts as long as its longest episode; each of its steps costs some microseconds of numpy calls however few
+agents act) and wherever the learner's share is large. Printed per n: the three agent-side times, the
+learner's, the bound and the halves' imbalance (slower half over the mean of both).
 
 Run:  .venv/bin/python benchmarks/split_bound.py [--quick] [--agents 50 1000] [--trials 1] [--rounds 30]
           [--env Ant-v5 --hidden 64 64] [--batch 0]
