@@ -96,3 +96,10 @@ hidden = [4]
     assert (b["rank"][0] == [0] * 5 + [1] * 4).all()
     for name in COMPARED:
         np.testing.assert_array_equal(b[name], a[name], err_msg=name)
+
+
+def test_a_batch_limit_for_agents_that_cannot_run_in_parts_is_refused(tmp_path):
+    config = {"run": {"rounds": 1}, "env": {"id": "mpidrl/SimpleGrid-v0"}, "agents": {"n": 4, "batch": 2}}
+    with pytest.raises(api.RunError, match="agents.batch: dql's agents act on their whole block"):
+        api.run({**config, "algo": {"name": "dql"}}, out=tmp_path / "dql.h5")
+    assert not (tmp_path / "dql.h5").exists()

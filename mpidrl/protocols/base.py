@@ -235,6 +235,11 @@ class Protocol(abc.ABC):
                 f"run.trial_batch: {spec.name} runs one trial at a time ({cls.__name__} cannot run trials "
                 "together); use 1"
             )
+        if cfg.agents.batch and not getattr(spec.worker, "in_parts", False):
+            raise ConfigError(
+                f"agents.batch: {spec.name}'s agents act on their whole block at once (only the ES family runs a "
+                "block in parts); use 0"
+            )
 
     @classmethod
     def check_spec(cls, spec: AlgorithmSpec) -> None:
