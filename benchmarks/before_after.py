@@ -34,6 +34,11 @@ SETTINGS = {
         ["run.trials=1", "run.rounds=30", "run.eval_every=0"],
         ["run.trials=1", "run.rounds=3", "run.eval_every=0", "agents.n=10"],
     ),
+    "CartPole-v1 ES n=10000": (
+        "configs/default.toml",
+        ["run.trials=1", "run.rounds=10", "run.eval_every=0", "agents.n=10000"],
+        ["run.trials=1", "run.rounds=2", "run.eval_every=0", "agents.n=200"],
+    ),
     "Ant-v5 ES n=10": (
         "configs/default.toml",
         [

@@ -84,7 +84,7 @@ def test_gridworlds_times_both_modes_and_checks_their_results_agree(tmp_path):
 def test_before_after_runs_both_codes_and_checks_they_agree():
     out = bench("before_after.py", "HEAD", timeout=300)
     # the script raises unless both codes ran the same steps and rewards; each setting reports a ratio
-    assert len(re.findall(r"^.*: after / before steps per second, median", out, re.M)) == 7, out
+    assert len(re.findall(r"^.*: after / before steps per second, median", out, re.M)) == 8, out
     assert "Hopper-v5 rennala-nigt n=5: after / before" in out and "CartPole-v1 lapg n=10: after / before" in out
 
 
