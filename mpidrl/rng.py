@@ -61,14 +61,19 @@ def _rekeyed(seed: int, trial: int, stream: Stream, round: int, agent: int, bloc
     draws consumed at once inside this module need no generator of their own. The generator returned
     must not escape: the next call re-keys it. With ``block`` it starts where :func:`generator` is after
     drawing ``block`` Philox blocks (4 words each) with its buffer used up. The state setter reads the
-    counter and key word by word, so plain lists of ints serve (a quarter of the cost of uint64 arrays).
+    counter and key word by word, so plain lists of ints serve, much cheaper than new uint64 arrays.
     """
     gen = getattr(_scratch, "gen", None)
     if gen is None:
         gen = _scratch.gen = np.random.Generator(np.random.Philox(0))
-        # an empty buffer and no spare 32-bit word: what Philox(key=..., counter=...) starts with
-        _scratch.state = {"bit_generator": "Philox", "buffer": [0, 0, 0, 0], "buffer_pos": 4, "has_uint32": 0}
-        _scratch.state["uinteger"] = 0
+        _scratch.state = {
+            "bit_generator": "Philox",
+            # an empty buffer and no spare 32-bit word: what Philox(key=..., counter=...) starts with
+            "buffer": [0, 0, 0, 0],
+            "buffer_pos": 4,
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
     state = _scratch.state
     state["state"] = {
         "counter": [block & _MASK, stream & _MASK, round & _MASK, agent & _MASK],
