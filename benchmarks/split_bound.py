@@ -40,7 +40,7 @@ def measure(
     from mpidrl.comm import Runtime
     from mpidrl.envs import make_env, spec_of
     from mpidrl.protocols import Context, SyncRounds
-    from mpidrl.protocols.sync import make_worker, parts
+    from mpidrl.protocols.workers import make_worker, parts
 
     cfg = es_config(env, n, hidden, rounds, trials=trials, trial_batch=trials, batch=batch)
     probe = make_env(cfg.env)

@@ -9,7 +9,7 @@ from helpers import mpirun, write_config
 from mpidrl import api
 from mpidrl.algorithms.es import ESWorker
 from mpidrl.config import ConfigError, from_dict
-from mpidrl.protocols.sync import BATCH_BYTES, batch_limit, parts
+from mpidrl.protocols.workers import BATCH_BYTES, batch_limit, parts
 from mpidrl.store import read_run
 
 COMPARED = ("reward", "return", "steps", "episodes", "uplink_messages", "uplink_bytes", "downlink_bytes")

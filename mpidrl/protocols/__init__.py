@@ -1,7 +1,8 @@
 """Protocols: how agents and learner exchange messages, one module per way.
 
 - :mod:`~mpidrl.protocols.sync` (:class:`SyncRounds`): broadcast, every agent acts, gather (ES, ESPC,
-  ES-fixed, DQL, EBCDQL, DAVIA, LAPG), for one trial or several together;
+  ES-fixed, DQL, EBCDQL, DAVIA, LAPG), for one trial or several together; its agent side (the worker
+  interfaces, :class:`Results`) in :mod:`~mpidrl.protocols.workers`;
 - :mod:`~mpidrl.protocols.aggregate` (:class:`AggregateRounds`): gradients until a stopping rule holds,
   REPORT/STOP control, one Allreduce (synchronous NIGT, Rennala, Malenia);
 - :mod:`~mpidrl.protocols.roundtrip` (:class:`RoundTrips`): one round trip per gradient (AFedPG).
@@ -25,7 +26,8 @@ from mpidrl.protocols.base import (
     Wire,
 )
 from mpidrl.protocols.roundtrip import RoundTripLearner, RoundTrips, RoundTripWorker
-from mpidrl.protocols.sync import BlockWorker, PerAgent, Results, SyncLearner, SyncRounds, SyncWorker, TrialLearners
+from mpidrl.protocols.sync import SyncLearner, SyncRounds, TrialLearners
+from mpidrl.protocols.workers import BlockWorker, PerAgent, Results, SyncWorker
 
 __all__ = [
     "AgentResult",
